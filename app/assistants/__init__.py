@@ -1,0 +1,1 @@
+"""Assistant profiles and prompt frames, read from modelfiles/. Never imports textual."""

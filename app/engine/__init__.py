@@ -1,0 +1,1 @@
+"""Inference on GGUF models through llama-cpp-python. Never imports textual."""

@@ -1,0 +1,1 @@
+"""Conversations and settings in SQLite under the platformdirs data directory. No textual."""

@@ -1,0 +1,1 @@
+"""Checkpoint -> merged -> GGUF -> quantized -> Modelfile + manifest. Never imports textual."""
