@@ -7,6 +7,7 @@ failure, 130 interrupted. Subcommands import their heavy modules lazily so `--he
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,7 +39,53 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", help="where to write the sources (default: the data directory)")
     demo.set_defaults(handler=_run_demo)
+    _add_convert_parser(commands)
     return parser
+
+
+def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
+    from app.convert_command import ASSISTANTS, QUANT_CHOICES, run_convert
+
+    convert = commands.add_parser(
+        "convert",
+        help="checkpoint (+ LoRA adapters) -> Q4_K_M GGUF + Modelfile + manifest",
+        description=(
+            "Merge LoRA adapters into their base and write a GGUF (Q4_K_M by default), "
+            "verified with llama.cpp, with an Ollama Modelfile and a manifest of checksums. "
+            "SRC is a local directory or a Hugging Face repo id with an optional @revision. "
+            "Either name an assistant (its recipe knows the sources) or give --base."
+        ),
+        epilog=(
+            "examples:\n"
+            "  amicus convert moral-audit\n"
+            "  amicus convert intent-safety --base ./intent_safety_clf_4b\n"
+            "  amicus convert --base Qwen/Qwen3-4B@main --adapter ./my-lora --name mine "
+            "--out ./out\n"
+            "exit status: 0 success, 2 bad input, 1 internal failure"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    convert.add_argument("assistant", nargs="?", choices=ASSISTANTS, metavar="ASSISTANT",
+                         help=f"convert from a recipe: {', '.join(ASSISTANTS)}")
+    convert.add_argument("--base", metavar="SRC",
+                         help="base checkpoint (with ASSISTANT: a local fine-tune to use)")
+    convert.add_argument("--adapter", metavar="SRC", action="append", default=[],
+                         help="PEFT LoRA adapter to merge (repeatable, applied in order)")
+    convert.add_argument("--name", help="model name (file names: NAME.QUANT.gguf)")
+    convert.add_argument("--out", metavar="DIR",
+                         help="output directory (with ASSISTANT: the installed models folder)")
+    convert.add_argument("--quant", choices=QUANT_CHOICES, default="Q4_K_M",
+                         help="output type (default: Q4_K_M)")
+    convert.add_argument("--modelfile", metavar="PATH",
+                         help="Modelfile to ship next to the GGUF (FROM is rewritten to it)")
+    convert.add_argument("--keep-intermediate", action="store_true",
+                         help="also keep the unquantized F16 GGUF")
+    convert.add_argument("--no-verify", dest="verify", action="store_false",
+                         help="skip loading the result and checking tokenizer parity")
+    convert.add_argument("--threads", type=int, help="threads for quantization")
+    convert.add_argument("--json", action="store_true",
+                         help="print a machine-readable summary on stdout")
+    convert.set_defaults(handler=run_convert)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -73,8 +120,18 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
         print(f"amicus: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("amicus: interrupted", file=sys.stderr)
+        print("amicus: interrupted; nothing was left under a final name", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a permission problem: say which file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"amicus: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # internal failure: one line, the traceback on request
+        if os.environ.get("AMICUS_DEBUG"):
+            raise
+        print(f"amicus: internal error: {type(exc).__name__}: {exc} "
+              "(set AMICUS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -30,3 +30,8 @@ def demo_sources_dir() -> Path:
     path = data_dir() / "demo-sources"
     path.mkdir(exist_ok=True, mode=0o700)
     return path
+
+
+def modelfiles_dir() -> Path:
+    """The Modelfiles shipped with Amicus (the repository's modelfiles/ folder)."""
+    return Path(__file__).resolve().parents[1] / "modelfiles"

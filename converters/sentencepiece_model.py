@@ -22,7 +22,6 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 __all__ = [
     "BPE",
@@ -65,7 +64,7 @@ _WT_SGROUP = 3
 _WT_EGROUP = 4
 _WT_I32 = 5
 
-FieldValue = Union[str, bytes, int, float, bool, list[str]]
+FieldValue = str | bytes | int | float | bool | list[str]
 
 
 class SentencePieceModelError(ValueError):
@@ -532,7 +531,9 @@ def serialize_sentencepiece_model(model: SentencePieceModel) -> bytes:
         )
         parts.append((5, 0, _encode_len(5, denormalizer)))
     offset = len(model.pieces)
-    parts.extend((raw.number, offset + i, _encode_raw(raw)) for i, raw in enumerate(model.unknown_fields))
+    parts.extend(
+        (raw.number, offset + i, _encode_raw(raw)) for i, raw in enumerate(model.unknown_fields)
+    )
     parts.sort(key=lambda item: (item[0], item[1]))
     return b"".join(encoded for _, _, encoded in parts)
 

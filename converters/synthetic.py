@@ -355,7 +355,7 @@ def _qwen35_full_layer_shapes(prefix: str, s: Shape):
     return shapes
 
 
-def _qwen35_vision_shapes() -> dict[str, tuple[int, ...]]:
+def _qwen35_vision_shapes(out_hidden: int) -> dict[str, tuple[int, ...]]:
     v = QWEN35_VISION
     h, i, merged = v["hidden_size"], v["intermediate_size"], v["hidden_size"] * 4
     patch = (h, v["in_channels"], v["temporal_patch_size"], v["patch_size"], v["patch_size"])
@@ -372,6 +372,11 @@ def _qwen35_vision_shapes() -> dict[str, tuple[int, ...]]:
             f"{b}.mlp.linear_fc1.weight": (i, h), f"{b}.mlp.linear_fc1.bias": (i,),
             f"{b}.mlp.linear_fc2.weight": (h, i), f"{b}.mlp.linear_fc2.bias": (h,),
         })
+    m = "model.visual.merger"
+    shapes.update({f"{m}.norm.weight": (h,), f"{m}.norm.bias": (h,),
+                   f"{m}.linear_fc1.weight": (merged, merged), f"{m}.linear_fc1.bias": (merged,),
+                   f"{m}.linear_fc2.weight": (out_hidden, merged),
+                   f"{m}.linear_fc2.bias": (out_hidden,)})
     return shapes
 
 
@@ -426,7 +431,7 @@ def build_qwen35(
     tensors = _weights(text, dtype, seed, norm_centre=0.0, special=special)
     tensors = [replace(t, dtype="F32") if t.name.endswith(("A_log", "linear_attn.norm.weight"))
                else t for t in tensors]
-    tensors += _weights(_qwen35_vision_shapes(), dtype, seed, norm_centre=1.0)
+    tensors += _weights(_qwen35_vision_shapes(shape.hidden), dtype, seed, norm_centre=1.0)
     tensors += _weights(_qwen35_mtp_shapes(shape), dtype, seed, norm_centre=0.0)
     write_checkpoint(out, tensors, max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
@@ -564,6 +569,8 @@ def build_adapter(
     with Checkpoint(base_dir) as base:
         for module, shape in _adapter_targets(base, spec):
             tensors.extend(_lora_tensors(module, shape, spec, seed))
+            if module.endswith("embed_tokens"):
+                tensors.append(_embedding_copy(base, module))
         for module in spec.modules_to_save:
             tensors.append(_saved_module(base, module, seed))
     if not tensors:
@@ -593,6 +600,13 @@ def _lora_tensors(module: str, shape: tuple[int, ...], spec: AdapterSpec, seed: 
         # The magnitude vector after training: near, not equal to, the row norms of W.
         yield _tensor(f"{key}.lora_magnitude_vector", (out_dim,), "F32",
                       lambda: np.abs(1.0 + _normal(seed, f"{key}.m", (out_dim,), 0.3)))
+
+
+def _embedding_copy(base: Checkpoint, module: str) -> PendingTensor:
+    """peft saves the full embedding next to an embedding LoRA (save_embedding_layers)."""
+    values = base.float32(f"{module}.weight")
+    return _tensor(f"base_model.model.{module}.base_layer.weight", values.shape, "F32",
+                   lambda: values)
 
 
 def _saved_module(base: Checkpoint, module: str, seed: int) -> PendingTensor:

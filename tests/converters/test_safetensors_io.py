@@ -125,7 +125,7 @@ def test_pickled_checkpoints_are_refused_without_opening(tmp_path):
 def test_missing_shard_is_named(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(
         json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors"}}))
-    with pytest.raises(InputError, match="model-00001-of-00002.safetensors"):
+    with pytest.raises(InputError, match=r"model-00001-of-00002\.safetensors"):
         Checkpoint(tmp_path)
 
 

@@ -1,0 +1,51 @@
+"""`amicus convert`: the command-line face of converters.pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from app.paths import modelfiles_dir, models_dir
+from converters.errors import InputError
+from converters.pipeline import QUANT_CHOICES, ConvertRequest, Progress, convert
+from converters.recipes import RECIPES, recipe_sources
+
+ASSISTANTS = tuple(RECIPES)
+__all__ = ["ASSISTANTS", "QUANT_CHOICES", "run_convert"]
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    request = _request(args)
+    result = convert(request, Progress(enabled=True))
+    if args.json:
+        print(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+    else:
+        for path in result.outputs:
+            print(f"wrote {path}")
+        print(f"done in {result.seconds['total']:.1f} s")
+    return 0
+
+
+def _request(args: argparse.Namespace) -> ConvertRequest:
+    common = {"quant": args.quant, "keep_intermediate": args.keep_intermediate,
+              "verify": args.verify, "threads": args.threads}
+    modelfile = Path(args.modelfile) if args.modelfile else None
+    if args.assistant:
+        if args.adapter:
+            raise InputError("with ASSISTANT, give a local fine-tune with --base, not --adapter")
+        base, adapters = recipe_sources(args.assistant, args.base)
+        name = args.name or args.assistant
+        out = Path(args.out) if args.out else models_dir() / name
+        recipe_modelfile = RECIPES[args.assistant].modelfile
+        if modelfile is None and recipe_modelfile:
+            candidate = modelfiles_dir() / f"{recipe_modelfile}.Modelfile"
+            modelfile = candidate if candidate.is_file() else None
+        return ConvertRequest(base=base, adapters=adapters, name=name, out_dir=out,
+                              modelfile=modelfile, **common)
+    missing = [flag for flag, value in (("--base", args.base), ("--name", args.name),
+                                        ("--out", args.out)) if not value]
+    if missing:
+        raise InputError(f"give an ASSISTANT, or {', '.join(missing)}")
+    return ConvertRequest(base=args.base, adapters=tuple(args.adapter), name=args.name,
+                          out_dir=Path(args.out), modelfile=modelfile, **common)

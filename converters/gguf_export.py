@@ -1,0 +1,155 @@
+"""Write merged weights to a GGUF file, one tensor at a time.
+
+The gguf package's writer asks each tensor for `.tofile()` only when its data is written,
+so a `LazyTensor` merges, transforms and converts its tensor at that moment and drops it
+right after: memory stays near one tensor whatever the size of the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import gguf
+import numpy as np
+
+from converters.architectures import Architecture, architecture_for
+from converters.errors import InputError
+from converters.gguf_vocab import add_tokenizer
+from converters.merged_weights import MergedWeights
+from converters.model_config import ModelConfig
+from converters.safetensors_io import f32_to_bf16
+
+# Output types of the unquantized GGUF: numpy dtype on disk, GGML type, llama file type.
+OUTPUT_TYPES: dict[str, tuple[np.dtype, gguf.GGMLQuantizationType, gguf.LlamaFileType]] = {
+    "F32": (np.dtype("<f4"), gguf.GGMLQuantizationType.F32, gguf.LlamaFileType.ALL_F32),
+    "F16": (np.dtype("<f2"), gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
+    "BF16": (np.dtype("<u2"), gguf.GGMLQuantizationType.BF16, gguf.LlamaFileType.MOSTLY_BF16),
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """general.* metadata: what the model is called and where it came from."""
+
+    name: str
+    base_models: tuple[tuple[str, str | None], ...] = ()  # (repo id or path, revision)
+    license: str | None = None
+    finetune: str | None = None
+
+
+class LazyTensor:
+    """A tensor the GGUF writer pulls when its turn comes (gguf's add_tensor duck type)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype,
+                 produce: Callable[[], np.ndarray], on_written: Callable[[int], None]):
+        self.shape = shape
+        self.dtype = dtype
+        self.nbytes = math.prod(shape) * dtype.itemsize
+        self._produce = produce
+        self._on_written = on_written
+
+    def tofile(self, handle: BinaryIO) -> None:
+        data = self._produce()
+        if data.shape != self.shape or data.dtype != self.dtype:
+            raise RuntimeError(f"tensor produced {data.dtype}{data.shape}, "
+                               f"declared {self.dtype}{self.shape}")
+        data.tofile(handle)
+        self._on_written(self.nbytes)
+
+    def byteswap(self, inplace: bool = False) -> LazyTensor:  # big-endian hosts only
+        raise NotImplementedError("Amicus writes little-endian GGUF on little-endian hosts")
+
+
+def write_gguf(
+    path: Path,
+    weights: MergedWeights,
+    config: ModelConfig,
+    tokenizer_dir: Path,
+    config_dir: Path,
+    out_type: str,
+    provenance: Provenance,
+    progress: Callable[[int], None] = lambda _n: None,
+) -> int:
+    """Write the whole model to `path` (the caller makes it atomic). Returns bytes of
+    tensor data; `progress` is called with bytes as each tensor is written."""
+    arch = architecture_for(config)
+    writer = gguf.GGUFWriter(path, arch.gguf_arch)
+    try:
+        _add_metadata(writer, arch, out_type, provenance)
+        add_tokenizer(writer, tokenizer_dir, config_dir, arch.gguf_arch, _vocab_rows(weights))
+        total = _add_tensors(writer, weights, arch, out_type, progress)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+    weights.finish()
+    return total
+
+
+def _vocab_rows(weights: MergedWeights) -> int:
+    """vocab_size follows the (possibly resized) embedding, not the config."""
+    return weights.shape(_embedding_name(weights))[0]
+
+
+def _embedding_name(weights: MergedWeights) -> str:
+    for name in weights.names():
+        if name.endswith("embed_tokens.weight") and not name.startswith("mtp."):
+            return name
+    raise InputError("checkpoint has no token embedding (embed_tokens.weight)")
+
+
+def _add_metadata(writer: gguf.GGUFWriter, arch: Architecture, out_type: str,
+                  provenance: Provenance) -> None:
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_name(provenance.name)
+    if provenance.finetune:
+        writer.add_finetune(provenance.finetune)
+    if provenance.license:
+        writer.add_license(provenance.license)
+    if provenance.base_models:
+        writer.add_base_model_count(len(provenance.base_models))
+        for i, (source, revision) in enumerate(provenance.base_models):
+            writer.add_base_model_name(i, source)
+            if "/" in source and not Path(source).exists():
+                writer.add_base_model_repo_url(i, f"https://huggingface.co/{source}")
+            if revision:
+                writer.add_base_model_version(i, revision)
+    writer.add_file_type(int(OUTPUT_TYPES[out_type][2]))
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    arch.add_hparams(writer)
+
+
+def _add_tensors(writer: gguf.GGUFWriter, weights: MergedWeights, arch: Architecture,
+                 out_type: str, progress: Callable[[int], None]) -> int:
+    total = 0
+    seen: dict[str, str] = {}
+    for name in weights.names():
+        if arch.dropped(name):
+            continue
+        gguf_name = arch.gguf_name(name)
+        if gguf_name in seen:
+            raise InputError(f"tensors {seen[gguf_name]} and {name} both map to {gguf_name}")
+        seen[gguf_name] = name
+        shape = arch.output_shape(name, weights.shape(name))
+        f32 = arch.keeps_f32(gguf_name, len(shape))
+        dtype, ggml_type, _ = OUTPUT_TYPES["F32" if f32 else out_type]
+        tensor = LazyTensor(shape, dtype, _producer(weights, arch, name, dtype), progress)
+        writer.add_tensor(gguf_name, tensor, raw_dtype=ggml_type)
+        total += tensor.nbytes
+    return total
+
+
+def _producer(weights: MergedWeights, arch: Architecture, name: str,
+              dtype: np.dtype) -> Callable[[], np.ndarray]:
+    def produce() -> np.ndarray:
+        values = arch.transform(name, weights.float32(name))
+        if dtype == np.dtype("<u2"):
+            return f32_to_bf16(values)
+        return np.ascontiguousarray(values, dtype=dtype)
+
+    return produce
