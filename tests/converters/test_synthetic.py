@@ -58,7 +58,7 @@ BUILDERS = {
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_transformers_loads_and_runs_the_causal_lm(tmp_path, kind):
     built = BUILDERS[kind](tmp_path / kind)
-    _model, info = _load(built.path, built.architecture)
+    model, info = _load(built.path, built.architecture)
     assert not info["missing_keys"]
     assert not info["mismatched_keys"]
     assert [k for k in info["unexpected_keys"] if not k.startswith("mtp.")] == []
@@ -100,7 +100,7 @@ def test_qwen35_is_faithful_to_the_real_layout(tmp_path):
         assert ckpt.info("model.language_model.layers.0.linear_attn.norm.weight").dtype == "F32"
         assert ckpt.info("model.language_model.layers.0.linear_attn.in_proj_qkv.weight"
                          ).dtype == "BF16"
-    model, info = _load(built.path, built.architecture)
+    _model, info = _load(built.path, built.architecture)
     assert not info["missing_keys"]
 
 
