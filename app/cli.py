@@ -37,7 +37,9 @@ def _build_parser() -> argparse.ArgumentParser:
             "whole pipeline and app on a machine without the real models."
         ),
     )
-    demo.add_argument("--out", help="where to write the sources (default: the data directory)")
+    demo.add_argument("--out", help="where to install the models (default: the data directory)")
+    demo.add_argument("--sources-only", action="store_true",
+                      help="only build the synthetic checkpoints, do not convert them")
     demo.set_defaults(handler=_run_demo)
     _add_convert_parser(commands)
     return parser
@@ -89,16 +91,9 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from app.demo_command import run_demo
 
-    from app.paths import demo_sources_dir
-    from converters.demo import build_demo_sources
-
-    root = Path(args.out) if args.out else demo_sources_dir()
-    for system in build_demo_sources(root, progress=lambda line: print(line, flush=True)):
-        print(f"  {system.name:<14} {system.summary}")
-    print(f"Demo sources in {root} (random weights: their text is meaningless).")
-    return EXIT_OK
+    return run_demo(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

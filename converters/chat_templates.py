@@ -44,7 +44,7 @@ QWEN3_CHAT_TEMPLATE = r"""{%- if messages and messages[0].role == 'system' %}
 {%- endif %}
 {#- The last user message decides which assistant turns keep their reasoning. #}
 {%- set state = namespace(last_user=messages|length - 1, found=false) %}
-{%- for message in messages|reverse %}
+{%- for message in messages[::-1] %}
     {%- if not state.found and message.role == 'user' %}
         {%- set state.last_user = messages|length - 1 - loop.index0 %}
         {%- set state.found = true %}
@@ -92,7 +92,7 @@ QWEN3_INSTRUCT_CHAT_TEMPLATE = r"""{%- if messages and messages[0].role == 'syst
     {%- else %}
         {%- set text = '' %}
     {%- endif %}
-    {%- if message.role in ['user', 'assistant']
+    {%- if message.role == 'user' or message.role == 'assistant'
            or (message.role == 'system' and not loop.first) %}
         {{- '<|im_start|>' + message.role + '\n' + text + '<|im_end|>\n' }}
     {%- endif %}
@@ -125,7 +125,7 @@ QWEN35_CHAT_TEMPLATE = r"""{%- macro plain_text(content) %}
     {{- '<|im_start|>system\n' + plain_text(messages[0].content)|trim + '<|im_end|>\n' }}
 {%- endif %}
 {%- set state = namespace(last_user=-1) %}
-{%- for message in messages|reverse %}
+{%- for message in messages[::-1] %}
     {%- if state.last_user < 0 and message.role == 'user' %}
         {%- set state.last_user = messages|length - 1 - loop.index0 %}
     {%- endif %}

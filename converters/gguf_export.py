@@ -8,7 +8,8 @@ right after: memory stays near one tensor whatever the size of the model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,8 @@ from converters.merged_weights import MergedWeights
 from converters.model_config import ModelConfig
 from converters.safetensors_io import f32_to_bf16
 
+# Tensors larger than this (as float32) that no adapter changes are written in row blocks.
+STREAM_BLOCK_BYTES = 32 * 1024 * 1024
 # Output types of the unquantized GGUF: numpy dtype on disk, GGML type, llama file type.
 OUTPUT_TYPES: dict[str, tuple[np.dtype, gguf.GGMLQuantizationType, gguf.LlamaFileType]] = {
     "F32": (np.dtype("<f4"), gguf.GGMLQuantizationType.F32, gguf.LlamaFileType.ALL_F32),
@@ -42,26 +45,66 @@ class Provenance:
 
 
 class LazyTensor:
-    """A tensor the GGUF writer pulls when its turn comes (gguf's add_tensor duck type)."""
+    """A tensor the GGUF writer pulls when its turn comes (gguf's add_tensor duck type).
+
+    Its bytes are produced by `blocks()` in one or more row blocks, only then."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype,
-                 produce: Callable[[], np.ndarray], on_written: Callable[[int], None]):
+                 blocks: Callable[[], Iterator[np.ndarray]],
+                 on_written: Callable[[int], None], ahead: Prefetcher | None = None):
         self.shape = shape
         self.dtype = dtype
         self.nbytes = math.prod(shape) * dtype.itemsize
-        self._produce = produce
+        self.blocks = blocks
         self._on_written = on_written
+        self._ahead = ahead
+        if ahead is not None:
+            ahead.register(self)
 
     def tofile(self, handle: BinaryIO) -> None:
-        data = self._produce()
-        if data.shape != self.shape or data.dtype != self.dtype:
-            raise RuntimeError(f"tensor produced {data.dtype}{data.shape}, "
-                               f"declared {self.dtype}{self.shape}")
-        data.tofile(handle)
-        self._on_written(self.nbytes)
+        written = 0
+        blocks = self._ahead.blocks_of(self) if self._ahead else self.blocks()
+        for block in blocks:
+            if block.dtype != self.dtype:
+                raise RuntimeError(f"tensor block is {block.dtype}, declared {self.dtype}")
+            block.tofile(handle)
+            written += block.nbytes
+            self._on_written(block.nbytes)
+        if written != self.nbytes:
+            raise RuntimeError(f"tensor wrote {written} bytes, declared {self.nbytes}")
 
     def byteswap(self, inplace: bool = False) -> LazyTensor:  # big-endian hosts only
         raise NotImplementedError("Amicus writes little-endian GGUF on little-endian hosts")
+
+
+class Prefetcher:
+    """Computes the next whole tensor on a second thread while the current one is written
+    (numpy releases the GIL: merging and converting overlap with disk writes). At most two
+    tensors are in memory; streamed tensors are never computed ahead."""
+
+    def __init__(self) -> None:
+        self._order: list[LazyTensor] = []
+        self._index: dict[int, int] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amicus-merge")
+        self._pending: dict[int, Future[list[np.ndarray]]] = {}
+
+    def register(self, tensor: LazyTensor) -> None:
+        self._index[id(tensor)] = len(self._order)
+        self._order.append(tensor)
+
+    def blocks_of(self, tensor: LazyTensor) -> Iterable[np.ndarray]:
+        index = self._index[id(tensor)]
+        future = self._pending.pop(index, None)
+        following = index + 1
+        if following < len(self._order) and self._order[following].nbytes <= STREAM_BLOCK_BYTES:
+            self._pending[following] = self._pool.submit(
+                lambda: list(self._order[following].blocks()))
+        return future.result() if future is not None else tensor.blocks()
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
 
 
 def write_gguf(
@@ -78,14 +121,16 @@ def write_gguf(
     tensor data; `progress` is called with bytes as each tensor is written."""
     arch = architecture_for(config)
     writer = gguf.GGUFWriter(path, arch.gguf_arch)
+    ahead = Prefetcher()
     try:
         _add_metadata(writer, arch, out_type, provenance)
         add_tokenizer(writer, tokenizer_dir, config_dir, arch.gguf_arch, _vocab_rows(weights))
-        total = _add_tensors(writer, weights, arch, out_type, progress)
+        total = _add_tensors(writer, weights, arch, out_type, progress, ahead)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
     finally:
+        ahead.close()
         writer.close()
     weights.finish()
     return total
@@ -125,7 +170,7 @@ def _add_metadata(writer: gguf.GGUFWriter, arch: Architecture, out_type: str,
 
 
 def _add_tensors(writer: gguf.GGUFWriter, weights: MergedWeights, arch: Architecture,
-                 out_type: str, progress: Callable[[int], None]) -> int:
+                 out_type: str, progress: Callable[[int], None], ahead: Prefetcher) -> int:
     total = 0
     seen: dict[str, str] = {}
     for name in weights.names():
@@ -138,18 +183,42 @@ def _add_tensors(writer: gguf.GGUFWriter, weights: MergedWeights, arch: Architec
         shape = arch.output_shape(name, weights.shape(name))
         f32 = arch.keeps_f32(gguf_name, len(shape))
         dtype, ggml_type, _ = OUTPUT_TYPES["F32" if f32 else out_type]
-        tensor = LazyTensor(shape, dtype, _producer(weights, arch, name, dtype), progress)
+        tensor = LazyTensor(shape, dtype, _blocks(weights, arch, name, dtype), progress,
+                            ahead)
         writer.add_tensor(gguf_name, tensor, raw_dtype=ggml_type)
         total += tensor.nbytes
     return total
 
 
-def _producer(weights: MergedWeights, arch: Architecture, name: str,
-              dtype: np.dtype) -> Callable[[], np.ndarray]:
-    def produce() -> np.ndarray:
-        values = arch.transform(name, weights.float32(name))
-        if dtype == np.dtype("<u2"):
-            return f32_to_bf16(values)
-        return np.ascontiguousarray(values, dtype=dtype)
+def _blocks(weights: MergedWeights, arch: Architecture, name: str,
+            dtype: np.dtype) -> Callable[[], Iterator[np.ndarray]]:
+    """How a tensor's bytes are produced. Large tensors nobody changes (embeddings, an
+    untied head) stream in row blocks so memory stays near one block; the rest are merged
+    and transformed whole (they are at most a few tens of MB)."""
 
-    return produce
+    def whole() -> Iterator[np.ndarray]:
+        yield _encode(arch.transform(name, weights.float32(name)), dtype, name)
+
+    def in_rows() -> Iterator[np.ndarray]:
+        shape = weights.shape(name)
+        rows_per_block = max(1, STREAM_BLOCK_BYTES // (4 * max(1, math.prod(shape[1:]))))
+        for start in range(0, shape[0], rows_per_block):
+            stop = min(shape[0], start + rows_per_block)
+            block = weights.float32_rows(name, start, stop)
+            yield _encode(arch.transform(name, block), dtype, name)
+
+    shape = weights.shape(name)
+    big = math.prod(shape) * 4 > STREAM_BLOCK_BYTES and len(shape) >= 1
+    if big and weights.untouched(name) and arch.row_local(name):
+        return in_rows
+    return whole
+
+
+def _encode(values: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    if dtype == np.dtype("<u2"):
+        return f32_to_bf16(values)
+    out = np.ascontiguousarray(values, dtype=dtype)
+    if dtype == np.dtype("<f2") and not np.isfinite(out).all() and np.isfinite(values).all():
+        raise InputError(f"tensor {name} has values beyond the F16 range; use --quant BF16 "
+                         "or F32")
+    return out

@@ -519,17 +519,19 @@ def _sum_of_squares(matrix: np.ndarray, axis: int) -> np.ndarray:
 
 def _relative_change(before: np.ndarray, after: np.ndarray) -> float:
     """||after - before|| / ||before||, over the rows both have (a resized vocabulary adds
-    rows), computed in chunks so that no full-size temporary is made."""
+    rows), computed in chunks so that no full-size temporary is made. A report figure, not
+    part of the merge: float32 BLAS dot products are precise enough and several times
+    faster than float64 sums."""
     if before.ndim == 0 or before.shape[1:] != after.shape[1:]:
         return float("inf")
     rows = min(before.shape[0], after.shape[0])
     old_sq = diff_sq = 0.0
     for start in range(0, rows, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, rows)
-        old = before[start:stop].astype(np.float64)
-        old_sq += float(np.sum(old * old))
-        diff = after[start:stop] - old
-        diff_sq += float(np.sum(diff * diff))
+        old = np.ascontiguousarray(before[start:stop], dtype=np.float32).reshape(-1)
+        diff = (after[start:stop] - before[start:stop]).reshape(-1)
+        old_sq += float(np.dot(old, old))
+        diff_sq += float(np.dot(diff, diff))
     if old_sq == 0:
         return 0.0 if diff_sq == 0 else float("inf")
     return math.sqrt(diff_sq / old_sq)

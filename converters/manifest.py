@@ -41,10 +41,12 @@ def output_entry(path: Path, role: str) -> dict[str, Any]:
 
 def build_manifest(*, name: str, architecture: str, gguf_architecture: str, quantization: str,
                    sources: list[dict[str, Any]], outputs: list[dict[str, Any]],
-                   verification: dict[str, Any] | None, merge: dict[str, Any]) -> dict[str, Any]:
+                   verification: dict[str, Any] | None, merge: dict[str, Any],
+                   demo: bool = False) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": name,
+        "demo": demo,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "architecture": architecture,
         "gguf_architecture": gguf_architecture,

@@ -105,6 +105,17 @@ class MergedWeights:
             weight = adapter.apply(name, weight)
         return weight
 
+    def untouched(self, name: str) -> bool:
+        """True when no adapter changes this tensor: it is the base tensor as stored."""
+        return self._source(name) == name and not any(
+            name in adapter.targets for adapter in self.adapters)
+
+    def float32_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows of an untouched tensor, read without loading the rest of it."""
+        if not self.untouched(name):
+            raise ValueError(f"{name} is changed by an adapter: read it whole")
+        return self.base.float32_rows(name, start, stop)
+
     def finish(self) -> None:
         """Raise if some adapter tensor was never merged (call after visiting every name)."""
         for adapter in self.adapters:

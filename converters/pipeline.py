@@ -46,6 +46,7 @@ class ConvertRequest:
     keep_intermediate: bool = False
     verify: bool = True
     threads: int | None = None
+    demo: bool = False  # random-weight stand-in: said in the manifest and everywhere shown
 
 
 @dataclass
@@ -108,7 +109,7 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
             name=request.name, architecture=config.architecture,
             gguf_architecture=config.gguf_arch, quantization=request.quant,
             sources=_describe_sources(base, adapters), outputs=outputs,
-            verification=verification, merge=_merge_summary(weights))
+            verification=verification, merge=_merge_summary(weights), demo=request.demo)
         write_manifest(stage.path(MANIFEST_NAME), manifest)
         committed = stage.commit([n for n, _ in files] + [MANIFEST_NAME])
     timings["total"] = time.perf_counter() - started

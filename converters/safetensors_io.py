@@ -130,15 +130,28 @@ class SafetensorsFile:
         self.release(name)
         return out
 
+    def float32_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a tensor as float32; their mapped pages are released, so a
+        huge tensor (an embedding) can be walked in bounded memory."""
+        info = self.tensors[name]
+        rows = self.raw(name)[start:stop]
+        out = bf16_to_f32(rows) if info.dtype == "BF16" else rows.astype(np.float32)
+        row_bytes = info.nbytes // max(1, info.shape[0]) if info.shape else info.nbytes
+        del rows
+        self._release_range(info.begin + start * row_bytes, info.begin + stop * row_bytes)
+        return out
+
     def release(self, name: str) -> None:
         """Drop the tensor's pages from this process' resident set (they stay on disk)."""
         info = self.tensors[name]
+        self._release_range(info.begin, info.end)
+
+    def _release_range(self, begin: int, end: int) -> None:
         if self._map is None or not hasattr(mmap, "MADV_DONTNEED"):
             return
-        begin = (info.begin // _PAGE) * _PAGE
-        length = info.end - begin
-        if length > 0:
-            self._map.madvise(mmap.MADV_DONTNEED, begin, length)
+        begin = (begin // _PAGE) * _PAGE
+        if end > begin:
+            self._map.madvise(mmap.MADV_DONTNEED, begin, end - begin)
 
 
 def _read_header(path: Path) -> tuple[dict[str, str], dict[str, TensorInfo]]:
@@ -262,6 +275,9 @@ class Checkpoint:
 
     def float32(self, name: str) -> np.ndarray:
         return self._owner[name].float32(name)
+
+    def float32_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        return self._owner[name].float32_rows(name, start, stop)
 
     def release(self, name: str) -> None:
         self._owner[name].release(name)

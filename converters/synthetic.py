@@ -140,6 +140,14 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _write_card(out: Path, architecture: str, license_name: str = "apache-2.0") -> None:
+    """A model card with the YAML front matter real repos carry (license, tags)."""
+    out.joinpath("README.md").write_text(
+        f"---\nlicense: {license_name}\nlibrary_name: transformers\ntags:\n- synthetic\n---\n"
+        f"# Synthetic {architecture}\n\nTiny random weights for tests: meaningless output.\n",
+        encoding="utf-8")
+
+
 def _torch_dtype(dtype: str) -> str:
     return {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[dtype]
 
@@ -208,6 +216,7 @@ def build_qwen3(
         shapes["lm_head.weight"] = (shape.vocab, shape.hidden)
     write_checkpoint(out, _weights(shapes, dtype, seed), max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
+    _write_card(out, config["architectures"][0])
     _write_json(out / "generation_config.json", _generation_config(tok, qwen=True))
     return SyntheticModel(out, "Qwen3ForCausalLM", config, tok)
 
@@ -248,6 +257,7 @@ def build_qwen3_classifier(
     shapes["score.weight"] = (len(CLASSIFIER_LABELS), shape.hidden)
     write_checkpoint(out, _weights(shapes, dtype, seed), max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
+    _write_card(out, config["architectures"][0])
     return SyntheticModel(out, "Qwen3ForSequenceClassification", config, tok)
 
 
@@ -435,6 +445,7 @@ def build_qwen35(
     tensors += _weights(_qwen35_mtp_shapes(shape), dtype, seed, norm_centre=0.0)
     write_checkpoint(out, tensors, max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
+    _write_card(out, config["architectures"][0])
     gen = _generation_config(tok, qwen=True)
     gen.update(temperature=1.0, top_k=20, top_p=0.95)
     _write_json(out / "generation_config.json", gen)
@@ -491,6 +502,7 @@ def build_llama(
     shapes["lm_head.weight"] = (shape.vocab, shape.hidden)
     write_checkpoint(out, _weights(shapes, dtype, seed), max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
+    _write_card(out, config["architectures"][0])
     _write_json(out / "generation_config.json", _generation_config(tok, qwen=False))
     return SyntheticModel(out, "LlamaForCausalLM", config, tok)
 

@@ -16,7 +16,7 @@ toy size:
   order, then single characters), with Llama-2's trainer and normalizer settings, plus
   ``tokenizer_config.json`` and ``special_tokens_map.json``.
 
-Only numpy-free stdlib code runs here (no torch, transformers, tokenizers or sentencepiece):
+Only the standard library runs here (no numpy, torch, transformers, tokenizers or sentencepiece):
 ``amicus demo`` builds these tokenizers on laptops that have none of them.  Each tokenizer
 builds in a few tens of milliseconds and the bytes written are the same on every call.
 """
@@ -195,7 +195,7 @@ def _byte_to_unicode() -> dict[int, str]:
     return mapping
 
 
-_CATEGORY_PREFIX = {"L": "L", "N": "N", "M": "M"}
+_PROPERTY_CLASSES = ("L", "N", "M")  # the \p{..} classes the Qwen regexes use
 
 
 def _python_pattern(pattern: str, text: str) -> re.Pattern[str]:
@@ -204,7 +204,7 @@ def _python_pattern(pattern: str, text: str) -> re.Pattern[str]:
     ``re`` has no ``\\p{..}`` classes, so each ``\\p{L}``, ``\\p{N}`` and ``\\p{M}`` becomes the
     explicit set of characters of ``text`` in that Unicode category: exact on ``text``.
     """
-    members: dict[str, list[str]] = {key: [] for key in _CATEGORY_PREFIX}
+    members: dict[str, list[str]] = {key: [] for key in _PROPERTY_CLASSES}
     for char in sorted(set(text)):
         major = unicodedata.category(char)[0]
         if major in members:

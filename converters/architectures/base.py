@@ -62,6 +62,11 @@ class Architecture:
     def transform(self, name: str, weight: np.ndarray) -> np.ndarray:
         return weight
 
+    def row_local(self, name: str) -> bool:
+        """True when transforming rows [a, b) of a tensor gives rows [a, b) of the
+        transformed tensor, so it can be streamed in row blocks."""
+        return True
+
     def keeps_f32(self, gguf_name: str, ndim: int) -> bool:
         """1-D tensors, norms and the SSM parameters stay F32, as llama.cpp expects."""
         return ndim == 1 or gguf_name.endswith(_ALWAYS_F32_SUFFIXES) or not (

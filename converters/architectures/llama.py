@@ -26,6 +26,9 @@ def permute_rotary(weight: np.ndarray, heads: int) -> np.ndarray:
 class Llama(Architecture):
     gguf_arch = "llama"
 
+    def row_local(self, name: str) -> bool:
+        return ".self_attn.q_proj." not in name and ".self_attn.k_proj." not in name
+
     def add_hparams(self, writer: gguf.GGUFWriter) -> None:
         super().add_hparams(writer)
         writer.add_vocab_size(int(self.config["vocab_size"]))

@@ -70,6 +70,9 @@ class Qwen35(Architecture):
             or "vision_" in name
         )
 
+    def row_local(self, name: str) -> bool:
+        return ".linear_attn." not in name
+
     def output_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         if name.endswith(".linear_attn.conv1d.weight") and len(shape) == 3:
             return (shape[0], shape[2])

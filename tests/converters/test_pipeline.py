@@ -46,6 +46,8 @@ def test_qwen3_gguf_layout_and_metadata(tmp_path, sources):
     assert names["blk.0.attn_q_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
     assert names["blk.0.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.F16
     assert _kv(reader, "general.base_model.0.name") == "qwen3"
+    assert _kv(reader, "general.license") == "apache-2.0"
+    assert _kv(reader, "general.finetune") == "qwen3-lora"
 
 
 def test_manifest_names_sources_and_checksums(tmp_path, sources):
@@ -168,3 +170,31 @@ def test_numpy_is_enough_at_run_time():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_row_streaming_writes_the_same_bytes(tmp_path, sources, monkeypatch):
+    """Large untouched tensors stream in row blocks; the file must not change."""
+    import converters.gguf_export as export
+
+    whole = _convert(sources.qwen3, tmp_path / "whole", quant="F32", verify=False)
+    monkeypatch.setattr(export, "STREAM_BLOCK_BYTES", 4096)
+    streamed = _convert(sources.qwen3, tmp_path / "streamed", quant="F32", verify=False)
+    assert sha256_file(whole.outputs[0]) == sha256_file(streamed.outputs[0])
+
+
+def test_tokenizer_mismatch_fails_verification(tmp_path, sources, monkeypatch):
+    """A GGUF whose vocabulary differs from the source tokenizer is an error, not a warning."""
+    import converters.gguf_vocab as vocab
+
+    real = vocab._bpe_tokens
+
+    def swapped(path, data, vocab_size):
+        tokens, types = real(path, data, vocab_size)
+        a, b = tokens.index("l"), tokens.index("o")  # both occur in "Hello, world!"
+        tokens[a], tokens[b] = tokens[b], tokens[a]
+        return tokens, types
+
+    monkeypatch.setattr(vocab, "_bpe_tokens", swapped)
+    with pytest.raises(InputError, match="tokenizer mismatch"):
+        _convert(sources.qwen3, tmp_path / "out", quant="F16")
+    assert not list((tmp_path / "out").iterdir())

@@ -340,15 +340,21 @@ def test_writer_encodes_negative_ints_and_presence() -> None:
         )
 
 
-def test_real_sentencepiece_model_if_given() -> None:
-    """Set AMICUS_SPM_REFERENCE_MODEL to a real tokenizer.model (e.g. Llama-2's) to check it."""
-    path = os.environ.get("AMICUS_SPM_REFERENCE_MODEL")
-    if not path:
-        pytest.skip("AMICUS_SPM_REFERENCE_MODEL not set")
-    data = Path(path).read_bytes()
+@pytest.mark.reference
+def test_model_trained_by_sentencepiece_round_trips(tmp_path) -> None:
+    """A model file written by the sentencepiece library itself (Llama-2's trainer options:
+    BPE, byte fallback, digits split) parses and re-serializes byte for byte."""
+    spm = pytest.importorskip("sentencepiece")
+    prefix = tmp_path / "real"
+    spm.SentencePieceTrainer.train(
+        input=str(st.CORPUS_PATH), model_prefix=str(prefix),
+        model_type="bpe", vocab_size=600, byte_fallback=True, split_digits=True,
+        character_coverage=0.9995, num_threads=1, minloglevel=2)
+    data = prefix.with_suffix(".model").read_bytes()
     model = spm_io.parse_sentencepiece_model(data)
     assert spm_io.serialize_sentencepiece_model(model) == data
-    assert len(model.pieces) > 259
+    assert len(model.pieces) == 600
+    assert model.byte_fallback is True
 
 
 # --------------------------------------------------------------------------- reference libraries

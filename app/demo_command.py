@@ -1,0 +1,38 @@
+"""`amicus demo`: tiny random-weight stand-ins for the five assistants, through the real
+pipeline (synthetic checkpoint + adapter -> merge -> GGUF -> Q4_K_M -> verify -> install)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from app.paths import demo_sources_dir, modelfiles_dir, models_dir
+from converters.demo import build_demo_sources
+from converters.pipeline import ConvertRequest, Progress, convert
+from converters.recipes import RECIPES
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    models = Path(args.out) if args.out else models_dir()
+    sources_root = models.parent / "demo-sources" if args.out else demo_sources_dir()
+    print("Building demo models: random weights, their text is meaningless.", flush=True)
+    for source in build_demo_sources(sources_root):
+        if args.sources_only:
+            print(f"  {source.name:<14} {source.summary}")
+            continue
+        started = time.perf_counter()
+        recipe_modelfile = RECIPES[source.name].modelfile
+        modelfile = modelfiles_dir() / f"{recipe_modelfile}.Modelfile" if (
+            recipe_modelfile) else None
+        result = convert(ConvertRequest(
+            base=str(source.base), adapters=tuple(str(a) for a in source.adapters),
+            name=source.name, out_dir=models / source.name,
+            modelfile=modelfile if modelfile and modelfile.is_file() else None, demo=True),
+            Progress(enabled=False))
+        size = result.outputs[0].stat().st_size
+        print(f"  {source.name:<14} {size / 1e6:6.1f} MB  {time.perf_counter() - started:5.1f} s"
+              f"  {source.summary}", flush=True)
+    where = sources_root if args.sources_only else models
+    print(f"Demo {'sources' if args.sources_only else 'models'} in {where}")
+    return 0
