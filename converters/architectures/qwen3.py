@@ -10,6 +10,7 @@ from __future__ import annotations
 import gguf
 
 from converters.architectures.base import Architecture
+from converters.errors import InputError
 
 CLASSIFIER_HEAD = "cls.output.weight"
 
@@ -27,8 +28,6 @@ class Qwen3(Architecture):
         id2label = self.config.get("id2label") or {}
         count = len(id2label) or int(self.config.get("num_labels", 0))
         if count < 2:
-            from converters.errors import InputError
-
             raise InputError("classifier has fewer than 2 labels; llama.cpp cannot represent it")
         return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(count)]
 
