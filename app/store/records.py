@@ -1,0 +1,86 @@
+"""Conversation and Message: immutable snapshots of rows, as the store hands them out."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any, Literal, get_args
+
+Role = Literal["system", "user", "assistant"]
+# streaming: a reply being generated (left behind by a crash, it reads as interrupted);
+# blocked: a user turn the intent-safety gate stopped, with its probability.
+Status = Literal["streaming", "complete", "cancelled", "blocked", "error"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+STATUSES: frozenset[str] = frozenset(get_args(Status))
+
+
+def now() -> datetime:
+    """The current time, in UTC (what the store records)."""
+    return datetime.now(timezone.utc)
+
+
+def to_text(moment: datetime) -> str:
+    """A fixed-width ISO-8601 UTC text, so that SQL ordering on it is chronological."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One conversation with an assistant, with its per-conversation options.
+
+    `system_prompt` and `parameters` are None when the Modelfile's apply; `parameters`
+    holds only the overrides (e.g. {"temperature": 0.7}).
+    """
+
+    id: int
+    assistant: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    model: str | None = None
+    system_prompt: str | None = None
+    parameters: dict[str, Any] | None = None
+    thinking: bool = True
+    safety_gate: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Conversation:
+        return cls(
+            id=row["id"], assistant=row["assistant"], title=row["title"],
+            created_at=from_text(row["created_at"]), updated_at=from_text(row["updated_at"]),
+            model=row["model"], system_prompt=row["system_prompt"],
+            parameters=None if row["parameters"] is None else json.loads(row["parameters"]),
+            thinking=bool(row["thinking"]), safety_gate=bool(row["safety_gate"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn. Timings are in milliseconds; any figure the engine did not give is None."""
+
+    id: int
+    conversation_id: int
+    role: Role
+    content: str
+    created_at: datetime
+    thinking: str | None = None
+    status: Status = "complete"
+    prompt_ms: float | None = None
+    generation_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_second: float | None = None
+    blocked_probability: float | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Message:
+        # Read by field name, so columns a later migration adds never break old code.
+        values = {field.name: row[field.name] for field in fields(cls)}
+        values["created_at"] = from_text(values["created_at"])
+        return cls(**values)
