@@ -11,7 +11,7 @@ JOBS   := $(shell nproc 2>/dev/null || echo 2)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(JOBS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean go-toolchain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,21 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --progress-bar off -e '.[test,reference]'
 	touch $@ $(VENV)/.installed-run
 
+# The template-agreement tests render Modelfile TEMPLATEs with Go's own text/template
+# (tests/tools/ollama_template); Debian's golang-go is installed only when `go` is missing.
+SUDO := $(if $(filter 0,$(shell id -u 2>/dev/null)),,sudo)
+go-toolchain:
+	@command -v go >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; \
+	  else echo "error: install Go (the template agreement tests need it)" >&2; exit 1; fi; }
+
 run: $(VENV)/.installed-run
 	$(BIN)/amicus demo
 	$(BIN)/amicus
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test go-toolchain
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -42,6 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="only build the synthetic checkpoints, do not convert them")
     demo.set_defaults(handler=_run_demo)
     _add_convert_parser(commands)
+    _add_models_parser(commands)
     return parser
 
 
@@ -88,6 +89,12 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
     convert.set_defaults(handler=run_convert)
+
+
+def _add_models_parser(commands: argparse._SubParsersAction) -> None:
+    from app.models_command import add_models_parser
+
+    add_models_parser(commands)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

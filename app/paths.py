@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import site
+import sys
+import sysconfig
 from pathlib import Path
 
 import platformdirs
@@ -33,5 +36,12 @@ def demo_sources_dir() -> Path:
 
 
 def modelfiles_dir() -> Path:
-    """The Modelfiles shipped with Amicus (the repository's modelfiles/ folder)."""
-    return Path(__file__).resolve().parents[1] / "modelfiles"
+    """The Modelfiles shipped with Amicus: the checkout's modelfiles/ folder (source tree
+    or editable install), else `<prefix>/share/amicus/modelfiles` where a wheel puts them
+    (pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[1] / "modelfiles"
+    installed = [Path(sysconfig.get_path("data")), Path(sys.prefix), Path(site.USER_BASE or "")]
+    for candidate in [checkout] + [base / "share" / APP_NAME / "modelfiles" for base in installed]:
+        if candidate.is_dir():
+            return candidate
+    return checkout

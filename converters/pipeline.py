@@ -21,7 +21,7 @@ from converters.gguf_vocab import tokenizer_directory
 from converters.manifest import MANIFEST_NAME, build_manifest, output_entry, write_manifest
 from converters.merged_weights import MergedWeights, load_adapters
 from converters.model_config import ModelConfig, read_model_config
-from converters.modelfile_link import write_linked_modelfile
+from converters.modelfile import retarget_modelfile
 from converters.quantize import QUANT_FTYPES, quantize
 from converters.safetensors_io import Checkpoint
 from converters.sources import Source, resolve_source
@@ -102,7 +102,7 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
                 raise InputError(f"verification failed: {exc}") from exc
             timings["verify"] = time.perf_counter() - t0
         if request.modelfile:
-            write_linked_modelfile(request.modelfile, stage.path("Modelfile"), files[0][0])
+            retarget_modelfile(request.modelfile, stage.path("Modelfile"), files[0][0])
             files.append(("Modelfile", "modelfile"))
         outputs = [output_entry(stage.path(n), role) for n, role in files]
         manifest = build_manifest(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 NOT_LEGAL_ADVICE = (
-    "【提示】以上内容由AI模型依据历史裁判文书的统计规律生成,仅供学习与参考,"
-    "不构成法律意见或建议;实际量刑取决于具体案情、证据及司法政策,请咨询执业律师。"
+    "【提示】以上内容由AI模型依据历史裁判文书的统计规律生成，仅供学习与参考，"
+    "不构成法律意见或建议；实际量刑取决于具体案情、证据及司法政策，请咨询执业律师。"
 )
 
 
@@ -36,7 +36,7 @@ SECTION_TITLES: dict[str, str] = {
     "mitigating": "从轻、减轻处罚情节",
     "aggravating": "从重处罚情节",
 }
-_INSTRUCTION = "请根据以下案件信息,依法分析犯罪事实的认定与法律定性,并给出量刑建议及理由。"
+_INSTRUCTION = "请根据以下案件信息，依法分析犯罪事实的认定与法律定性，并给出量刑建议及理由。"
 
 
 class CaseError(ValueError):
@@ -47,7 +47,7 @@ def render_case(case: SentencingCase) -> str:
     """The user prompt: an instruction, then one 【section】 per filled field."""
     for required in ("charges", "facts"):
         if not getattr(case, required).strip():
-            raise CaseError(f"{SECTION_TITLES[required]}({required})不能为空")
+            raise CaseError(f"{SECTION_TITLES[required]}（{required}）不能为空")
     lines = [_INSTRUCTION, ""]
     for field in fields(case):
         value = getattr(case, field.name).strip()

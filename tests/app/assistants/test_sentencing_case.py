@@ -12,14 +12,14 @@ from app.assistants.sentencing_case import (
 
 
 def test_case_renders_sections_in_order_and_skips_empty_ones():
-    facts = "被告人于2021年3月窃取手机一部,价值人民币3000元。"
-    case = SentencingCase(charges="盗窃罪", facts=facts, plea="到案后如实供述,自愿认罪认罚",
+    facts = "被告人于2021年3月窃取手机一部，价值人民币3000元。"
+    case = SentencingCase(charges="盗窃罪", facts=facts, plea="到案后如实供述，自愿认罪认罚",
                           mitigating="退赔被害人损失")
     text = render_case(case)
     lines = text.splitlines()
     assert lines[0].startswith("请根据以下案件信息")
     assert lines[2:] == ["【罪名】盗窃罪", f"【案件事实】{facts}",
-                         "【认罪认罚及态度】到案后如实供述,自愿认罪认罚",
+                         "【认罪认罚及态度】到案后如实供述，自愿认罪认罚",
                          "【从轻、减轻处罚情节】退赔被害人损失"]
     assert "前科" not in text and "从重" not in text
 

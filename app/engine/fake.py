@@ -1,0 +1,139 @@
+"""A scripted stand-in for Engine, for UI and command-line tests that need no model.
+
+It streams scripted token texts through the real output pipeline (stop strings, the think
+split), honours cancel, num_predict and EngineBusyError like the real engine, and records
+every call. `gate` lets a test hold the stream before each token:
+
+    gate = threading.Event()
+    fake = FakeEngine(["<think>", "hm", "</think>", "Hello", " world"], gate=gate)
+    ...  # start the UI's worker, check the "reading the prompt" state
+    gate.set()
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any
+
+from app.engine.backend import BackendInfo
+from app.engine.errors import EngineBusyError
+from app.engine.events import Event, Finished, GenerationStats, PromptStarted, StopReason
+from app.engine.messages import with_system
+from app.engine.output import OutputParser
+from app.engine.params import DEFAULT_NUM_CTX, GenerationParams
+
+Reply = str | Sequence[str]  # a text, or the token texts of one reply
+Script = Reply | Callable[[list[dict[str, Any]]], Reply]
+DEFAULT_REPLY = "This is a scripted reply from the fake engine."
+
+
+def split_tokens(text: str) -> list[str]:
+    """A reply string cut into token-like pieces: words with their leading space."""
+    return re.findall(r"\s*\S+|\s+", text)
+
+
+class FakeEngine:
+    """Same interface as Engine (see app.engine.protocol.ChatEngine).
+
+    `script`: the reply to every call (a string, or its token texts, `<think>` blocks and
+    stop strings included as a model would write them), or a function of the messages
+    returning one. `replies`: one reply per call instead, the last one repeating.
+    `error`: raised at the first event instead of generating."""
+
+    def __init__(self, script: Script = DEFAULT_REPLY, *, replies: Sequence[Reply] = (),
+                 token_delay_s: float = 0.0, prompt_delay_s: float = 0.0,
+                 gate: threading.Event | None = None, n_ctx: int = DEFAULT_NUM_CTX,
+                 error: Exception | None = None) -> None:
+        self._script = script
+        self._replies = list(replies)
+        self._token_delay = token_delay_s
+        self._prompt_delay = prompt_delay_s
+        self._gate = gate
+        self._n_ctx = n_ctx
+        self.error = error
+        self.calls: list[dict[str, Any]] = []
+        self.closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def backend_info(self) -> BackendInfo:
+        return BackendInfo(gpu_offload_supported=False, gpu_layers=0, total_layers=0,
+                           threads=1, physical_cores=1, adaptive_threads=False,
+                           system_info="fake engine (scripted replies)")
+
+    def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
+               params: Mapping[str, Any] | GenerationParams | None = None,
+               think: bool | None = None,
+               cancel: threading.Event | None = None) -> Iterator[Event]:
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusyError("the model is already generating; wait or cancel first")
+        try:
+            yield from self._generate(with_system(messages, system), _params(params), think,
+                                      cancel or threading.Event())
+        finally:
+            self._lock.release()
+
+    def _generate(self, messages: list[dict[str, Any]], params: GenerationParams,
+                  think: bool | None, cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append({"messages": messages, "params": params, "think": think})
+        if self.error is not None:
+            raise self.error
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        yield PromptStarted(prompt_tokens, prompt_tokens, 0, 1)
+        time.sleep(self._prompt_delay)
+        parser = OutputParser(params.stop)
+        started = time.perf_counter()
+        reason, count = yield from self._tokens(parser, self._reply(messages), params, cancel)
+        yield from parser.finish()
+        ms = (time.perf_counter() - started) * 1000
+        yield Finished(parser.texts.answer, parser.texts.thinking,
+                       _stats(prompt_tokens, count, ms, reason))
+
+    def _tokens(self, parser: OutputParser, tokens: list[str], params: GenerationParams,
+                cancel: threading.Event) -> Generator[Event, None, tuple[StopReason, int]]:
+        count = 0
+        for token in tokens:
+            if self._gate is not None:
+                self._gate.wait()
+            if cancel.is_set():
+                return "cancelled", count
+            if 0 < params.num_predict <= count:
+                return "length", count
+            time.sleep(self._token_delay)
+            count += 1
+            yield from parser.feed_text(token)
+            if parser.stopped:
+                return "stop", count
+        return ("cancelled" if cancel.is_set() else "stop"), count
+
+    def _reply(self, messages: list[dict[str, Any]]) -> list[str]:
+        if self._replies:
+            reply = self._replies[min(len(self.calls), len(self._replies)) - 1]
+        elif callable(self._script):
+            reply = self._script(messages)
+        else:
+            reply = self._script
+        return split_tokens(reply) if isinstance(reply, str) else list(reply)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _params(params: Mapping[str, Any] | GenerationParams | None) -> GenerationParams:
+    if isinstance(params, GenerationParams):
+        return params
+    return GenerationParams.from_mapping(params)
+
+
+def _stats(prompt_tokens: int, completion: int, ms: float, reason: StopReason) -> GenerationStats:
+    return GenerationStats(
+        prompt_tokens=prompt_tokens, prompt_evaluated=prompt_tokens,
+        completion_tokens=completion, prompt_ms=0.0, generation_ms=round(ms, 2),
+        tokens_per_second=round(completion / (ms / 1000), 2) if ms > 0 else 0.0,
+        dropped_turns=0, stop_reason=reason, threads=1)

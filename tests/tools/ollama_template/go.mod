@@ -1,0 +1,3 @@
+module amicus.test/ollamatemplate
+
+go 1.19
