@@ -43,11 +43,18 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_run_demo)
     _add_convert_parser(commands)
     _add_models_parser(commands)
+    from app.commands.ask import add_ask_parser
+    from app.commands.audit import add_audit_parser
+    from app.commands.classify import add_classify_parser
+
+    add_ask_parser(commands)
+    add_audit_parser(commands)
+    add_classify_parser(commands)
     return parser
 
 
 def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
-    from app.convert_command import ASSISTANTS, QUANT_CHOICES, run_convert
+    from app.commands.convert import ASSISTANTS, QUANT_CHOICES, run_convert
 
     convert = commands.add_parser(
         "convert",
@@ -92,13 +99,13 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_models_parser(commands: argparse._SubParsersAction) -> None:
-    from app.models_command import add_models_parser
+    from app.commands.models import add_models_parser
 
     add_models_parser(commands)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from app.demo_command import run_demo
+    from app.commands.demo import run_demo
 
     return run_demo(args)
 

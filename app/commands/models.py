@@ -25,10 +25,14 @@ _LOCAL_NAME = re.compile(r"^[\w][\w.+-]{0,99}$")  # the converter's rule for --n
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
-    models = commands.add_parser("models", help="installed models: import from Ollama",
+    from app.commands.installed import add_management_actions, run_list
+
+    models = commands.add_parser("models", help="installed models: list, verify, remove, "
+                                                "import from Ollama",
                                  description="Manage the models Amicus has installed.")
     actions = models.add_subparsers(dest="models_action", metavar="ACTION")
-    models.set_defaults(handler=lambda _args: _print_help(models))
+    models.set_defaults(handler=run_list, json=False)
+    add_management_actions(actions)
     imported = actions.add_parser(
         "import-ollama", help="install a model from a local Ollama store (no download)",
         description=(
@@ -53,11 +57,6 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
                                "symbolic link into the Ollama store)")
     imported.add_argument("--force", action="store_true", help="replace an installed model")
     imported.set_defaults(handler=run_import_ollama)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""Installed models: `models/<name>/` under the data directory, each holding a GGUF, its
+Modelfile (chat assistants) and manifest.json (sources, checksums, demo flag).
+
+Checksums are verified on request (`amicus models verify`), since hashing gigabytes takes
+seconds; the result is remembered next to the manifest together with each file's size and
+modification time, so `amicus models list` can show it without re-reading the files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.paths import models_dir
+from converters.errors import InputError
+from converters.manifest import MANIFEST_NAME, sha256_file
+
+VERIFIED_NAME = ".verified.json"
+CLASSIFIER_ARCHITECTURES = {"Qwen3ForSequenceClassification"}
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    name: str
+    directory: Path
+    manifest: dict[str, Any]
+
+    @property
+    def gguf(self) -> Path:
+        for output in self.manifest.get("outputs", []):
+            if output.get("role") == "model":
+                return self.directory / output["file"]
+        raise InputError(f"{self.directory / MANIFEST_NAME}: lists no model file")
+
+    @property
+    def modelfile(self) -> Path | None:
+        path = self.directory / "Modelfile"
+        return path if path.is_file() else None
+
+    @property
+    def demo(self) -> bool:
+        return bool(self.manifest.get("demo"))
+
+    @property
+    def quantization(self) -> str:
+        return str(self.manifest.get("quantization", "?"))
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.manifest.get("architecture") in CLASSIFIER_ARCHITECTURES
+
+    @property
+    def size(self) -> int:
+        return sum(int(o.get("size", 0)) for o in self.manifest.get("outputs", []))
+
+    def checksum_status(self) -> str:
+        """"verified", "changed" (files differ from the last verification), or
+        "not verified" — without hashing anything."""
+        record = _read_json(self.directory / VERIFIED_NAME)
+        if not record:
+            return "not verified"
+        for output in self.manifest.get("outputs", []):
+            path = self.directory / output["file"]
+            seen = record.get(output["file"])
+            if not path.exists() or seen != _fingerprint(path):
+                return "changed"
+        return "verified" if record.get("ok") else "FAILED"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _fingerprint(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def installed_models(root: Path | None = None) -> list[InstalledModel]:
+    """Every folder of the models directory that holds a manifest, by name."""
+    root = root or models_dir()
+    found = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        manifest = _read_json(directory / MANIFEST_NAME)
+        if manifest is not None:
+            found.append(InstalledModel(directory.name, directory, manifest))
+    return found
+
+
+def find_model(name: str, root: Path | None = None) -> InstalledModel:
+    models = {m.name: m for m in installed_models(root)}
+    if name in models:
+        return models[name]
+    available = ", ".join(models) or "none (run `amicus demo`, `amicus convert` or "
+    "`amicus models import-ollama`)"
+    raise InputError(f"no installed model named {name!r}; installed: {available}")
+
+
+def verify_model(model: InstalledModel) -> list[str]:
+    """Check every output's size and sha256 against the manifest. Returns the problems
+    (empty when all is well) and remembers the result for `checksum_status`."""
+    problems = []
+    record: dict[str, Any] = {}
+    for output in model.manifest.get("outputs", []):
+        path = model.directory / output["file"]
+        if not path.is_file():
+            problems.append(f"{output['file']}: missing")
+            continue
+        if path.stat().st_size != int(output["size"]):
+            problems.append(f"{output['file']}: size {path.stat().st_size}, manifest says "
+                            f"{output['size']}")
+        elif sha256_file(path) != output["sha256"]:
+            problems.append(f"{output['file']}: sha256 differs from the manifest (corrupt or "
+                            "tampered)")
+        record[output["file"]] = _fingerprint(path)
+    record["ok"] = not problems
+    (model.directory / VERIFIED_NAME).write_text(json.dumps(record), encoding="utf-8")
+    return problems
+
+
+def remove_model(model: InstalledModel) -> None:
+    """Delete an installed model's folder (a hard-linked Ollama blob stays in Ollama)."""
+    shutil.rmtree(model.directory)

@@ -1,0 +1,76 @@
+"""An installed assistant, ready to chat: its profile (from its Modelfile) and an engine
+(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint).
+
+The command line and the terminal app both open assistants through here, so prompts,
+sampling and the notices an assistant adds are the same wherever it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.assistants.profiles import AssistantProfile, load_profile
+from app.assistants.registry import InstalledModel, find_model
+from app.assistants.sentencing_case import with_notice
+from app.engine.protocol import ChatEngine
+from app.paths import modelfiles_dir
+from converters.errors import InputError
+
+DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
+
+
+@dataclass
+class Assistant:
+    model: InstalledModel
+    profile: AssistantProfile
+    engine: ChatEngine
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def params(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The Modelfile's sampling parameters and stops, with per-conversation overrides."""
+        params: dict[str, Any] = dict(self.profile.parameters)
+        params["stop"] = list(self.profile.stop)
+        params.update(overrides or {})
+        return params
+
+    def finish_answer(self, answer: str) -> str:
+        """The answer as shown and stored: sentencing answers carry the not-legal-advice
+        notice, whatever the model wrote."""
+        return with_notice(answer) if self.name == "sentencing" else answer
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def assistant_profile(model: InstalledModel) -> AssistantProfile:
+    """The installed Modelfile, else the one Amicus ships for that assistant name."""
+    path = model.modelfile or modelfiles_dir() / f"{model.name}.Modelfile"
+    if not path.is_file():
+        raise InputError(f"{model.name}: no Modelfile next to {model.gguf.name}; chat "
+                         "assistants need one (the classifier is used through --gate)")
+    return load_profile(path)
+
+
+def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
+                   n_gpu_layers: int | None = None, n_threads: int | None = None,
+                   root: Path | None = None) -> Assistant:
+    """Load an installed assistant (the model stays mapped until `close`)."""
+    model = find_model(name, root)
+    if model.is_classifier:
+        raise InputError(f"{name} is a classifier: use `amicus classify` or --gate")
+    profile = assistant_profile(model)
+    if endpoint:
+        from app.engine.openai_backend import OpenAIBackend
+
+        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=profile.n_ctx)
+    else:
+        from app.engine import Engine
+
+        engine = Engine.load(model.gguf, n_ctx=profile.n_ctx, n_gpu_layers=n_gpu_layers,
+                             n_threads=n_threads)
+    return Assistant(model, profile, engine)

@@ -1,0 +1,113 @@
+"""`amicus ask ASSISTANT "text"`: one question, the answer streamed to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
+from app.engine.events import AnswerDelta, Finished, ThinkingDelta
+from converters.errors import InputError
+
+EXIT_BLOCKED = 3
+
+
+def add_ask_parser(commands: argparse._SubParsersAction) -> None:
+    ask = commands.add_parser(
+        "ask", help="ask an installed assistant one question (answer streamed to stdout)",
+        description="Ask an installed assistant one question. The answer streams to stdout, "
+                    "its thinking (Qwen3 models) to stderr.",
+        epilog="exit status: 0 answered, 2 bad input, 3 blocked by the intent-safety gate, "
+               "130 interrupted")
+    ask.add_argument("assistant", metavar="ASSISTANT", help="an installed model's name")
+    ask.add_argument("text", help="the question (- reads it from stdin)")
+    ask.add_argument("--system", help="system prompt instead of the Modelfile's")
+    ask.add_argument("--no-think", action="store_true", help="thinking off (Qwen3 models)")
+    ask.add_argument("--hide-thinking", action="store_true", help="do not print thinking")
+    ask.add_argument("--gate", action="store_true",
+                     help="classify the question with intent-safety first; block if unsafe")
+    ask.add_argument("--max-tokens", type=int, help="limit the answer (num_predict)")
+    ask.add_argument("--endpoint", metavar="URL",
+                     help="an OpenAI-compatible server (Ollama, llama.cpp server, vLLM) "
+                          "instead of the embedded engine")
+    ask.add_argument("--model", help="the server's model name (with --endpoint)")
+    ask.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    ask.add_argument("--json", action="store_true", help="print one JSON result instead")
+    ask.set_defaults(handler=run_ask)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if not text.strip():
+        raise InputError("the question is empty")
+    gate_verdict = _gate(text) if args.gate else None
+    if gate_verdict is not None and gate_verdict.unsafe:
+        return _blocked(args, gate_verdict)
+    assistant = open_assistant(args.assistant, endpoint=args.endpoint,
+                               remote_model=args.model, n_threads=args.threads)
+    try:
+        if assistant.model.demo and not args.json:
+            print(f"({DEMO_NOTICE})", file=sys.stderr)
+        finished = _stream(assistant, args, text)
+    finally:
+        assistant.close()
+    answer = assistant.finish_answer(finished.answer)
+    if args.json:
+        print(json.dumps(_result(assistant, answer, finished, gate_verdict), ensure_ascii=False,
+                         indent=2))
+    else:
+        extra = answer[len(finished.answer):]  # the notice an assistant appends
+        sys.stdout.write(extra + "\n")
+    return 0
+
+
+def _gate(text: str) -> Any:
+    from app.assistants.gate import IntentGate
+
+    gate = IntentGate.open()
+    try:
+        return gate.check([], text)
+    finally:
+        gate.close()
+
+
+def _blocked(args: argparse.Namespace, verdict: Any) -> int:
+    if args.json:
+        print(json.dumps({"assistant": args.assistant, "blocked": True,
+                          "gate": verdict.as_dict()}, ensure_ascii=False, indent=2))
+    print(f"amicus: blocked by the intent-safety gate (p_unsafe={verdict.prob_unsafe:.3f} >= "
+          f"{verdict.threshold})", file=sys.stderr)
+    return EXIT_BLOCKED
+
+
+def _stream(assistant: Assistant, args: argparse.Namespace, text: str) -> Finished:
+    overrides = {"num_predict": args.max_tokens} if args.max_tokens else None
+    events = assistant.engine.stream(
+        [{"role": "user", "content": text}],
+        system=args.system if args.system is not None else assistant.profile.system,
+        params=assistant.params(overrides), think=False if args.no_think else None)
+    thinking_open = False
+    for event in events:
+        if isinstance(event, ThinkingDelta) and not (args.json or args.hide_thinking):
+            sys.stderr.write(event.text)
+            sys.stderr.flush()
+            thinking_open = True
+        elif isinstance(event, AnswerDelta) and not args.json:
+            if thinking_open:
+                sys.stderr.write("\n")
+                thinking_open = False
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Finished):
+            return event
+    raise RuntimeError("the engine ended without a final event")
+
+
+def _result(assistant: Assistant, answer: str, finished: Finished,
+            verdict: Any) -> dict[str, Any]:
+    return {"assistant": assistant.name, "model": assistant.model.gguf.name,
+            "demo": assistant.model.demo, "answer": answer, "thinking": finished.thinking,
+            "stats": finished.stats.as_dict(),
+            "gate": verdict.as_dict() if verdict is not None else None}

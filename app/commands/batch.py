@@ -1,0 +1,138 @@
+"""Resumable JSONL batches (`amicus audit`, `amicus classify`).
+
+Each input line is a JSON record; each result is one JSON line in the output, tagged with
+the input line number. A result is flushed and fsync'ed as soon as it exists, so an
+interrupted run loses at most the record in progress; a rerun skips every line already in
+the output. Records that cannot be processed are reported on stderr and written, with the
+original text and the reason, to `<output>.rejected.jsonl`: skipped, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from converters.errors import InputError
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int  # 1-based line number in the input
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+    raw: str
+
+
+# Characters str.splitlines() (and many JSONL readers) take for line ends, which
+# json.dumps(ensure_ascii=False) leaves raw: escaped, so one result is one line everywhere.
+_LINE_BREAKS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_line(value: Any) -> str:
+    """One JSON value as a single line (CJK kept readable, every line break escaped)."""
+    text = json.dumps(value, ensure_ascii=False)
+    for raw, escaped in _LINE_BREAKS.items():
+        text = text.replace(raw, escaped)
+    return text + "\n"
+
+
+def read_records(path: Path) -> Iterator[Record | Rejected]:
+    """Every non-empty line of a JSONL file, parsed, or rejected with the reason."""
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.rstrip("\n")
+            if not text.strip():
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                yield Rejected(number, f"not valid JSON ({exc.msg})", text)
+                continue
+            if not isinstance(data, dict):
+                yield Rejected(number, "not a JSON object", text)
+                continue
+            yield Record(number, data)
+
+
+def finished_lines(output: Path, same_run: Callable[[dict[str, Any]], bool]) -> set[int]:
+    """Input lines the output already has results for. A last line cut short by a crash is
+    removed, so the file stays valid JSONL."""
+    if not output.exists():
+        return set()
+    done: set[int] = set()
+    keep = 0
+    with open(output, "rb") as handle:
+        for raw in handle:
+            try:
+                result = json.loads(raw)
+            except ValueError:
+                break  # a partial line from an interrupted write: drop it and what follows
+            keep += len(raw)
+            if isinstance(result, dict) and isinstance(result.get("line"), int) and same_run(
+                    result):
+                done.add(result["line"])
+    if keep != output.stat().st_size:
+        os.truncate(output, keep)
+    return done
+
+
+class ResultWriter:
+    """Appends results durably; collects rejected records for the side file."""
+
+    def __init__(self, output: Path | None) -> None:
+        self.output = output
+        self._handle: IO[str] = (open(output, "a", encoding="utf-8")  # noqa: SIM115
+                                 if output else sys.stdout)
+        self.rejected: list[Rejected] = []
+
+    def write(self, result: dict[str, Any]) -> None:
+        self._handle.write(json_line(result))
+        self._handle.flush()
+        if self.output:
+            os.fsync(self._handle.fileno())
+
+    def reject(self, rejected: Rejected) -> None:
+        print(f"amicus: line {rejected.line}: skipped: {rejected.reason}", file=sys.stderr)
+        self.rejected.append(rejected)
+
+    def close(self) -> Path | None:
+        """Close the output; write the rejected records beside it (when results go to a
+        file; on stdout the stderr report and the input itself keep them). Returns that
+        file."""
+        if not self.output:
+            return None
+        self._handle.close()
+        if not self.rejected:
+            return None
+        side = self.output.with_name(self.output.name + ".rejected.jsonl")
+        with open(side, "w", encoding="utf-8") as handle:
+            for item in self.rejected:
+                handle.write(json_line({"line": item.line, "reason": item.reason,
+                                        "raw": item.raw}))
+        return side
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def progress_bar(total: int, description: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="rec", file=sys.stderr,
+                dynamic_ncols=True)

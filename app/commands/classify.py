@@ -1,0 +1,91 @@
+"""`amicus classify FILE.jsonl`: batch intent-safety verdicts (seed 002).
+
+Each record holds a dialogue under "turns", "messages" or "dialogue": a list of
+{"role", "content"}. The classifier judges the user's current intent from the last 8
+lines (a trailing assistant turn is dropped), exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.commands.batch import (
+    Record,
+    Rejected,
+    ResultWriter,
+    count_lines,
+    finished_lines,
+    progress_bar,
+    read_records,
+)
+from converters.errors import InputError
+
+_DIALOGUE_KEYS = ("turns", "messages", "dialogue")
+
+
+def add_classify_parser(commands: argparse._SubParsersAction) -> None:
+    classify = commands.add_parser(
+        "classify", help="batch intent-safety verdicts for a JSONL file of dialogues",
+        description="Classify the user's current intent in each dialogue (records with "
+                    "turns/messages/dialogue: [{role, content}, ...]). Results go to stdout, "
+                    "or are appended to -o OUT.jsonl (rerun to resume).")
+    classify.add_argument("file", metavar="FILE.jsonl", type=Path)
+    classify.add_argument("-o", "--output", type=Path, metavar="OUT.jsonl")
+    classify.add_argument("--threshold", type=float,
+                          help="unsafe when prob_unsafe >= this (default: 0.5, the seed's)")
+    classify.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    classify.set_defaults(handler=run_classify)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from app.assistants.gate import IntentGate
+
+    if not args.file.is_file():
+        raise InputError(f"{args.file}: no such file")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise InputError("--threshold must be between 0 and 1")
+    done = finished_lines(args.output, lambda _r: True) if args.output else set()
+    gate = IntentGate.open(n_threads=args.threads)
+    writer = ResultWriter(args.output)
+    try:
+        with progress_bar(count_lines(args.file), "classify") as bar:
+            for item in read_records(args.file):
+                bar.update(1)
+                if isinstance(item, Rejected):
+                    writer.reject(item)
+                elif item.line not in done:
+                    _classify_one(gate, args, item, writer)
+    finally:
+        rejected = writer.close()
+        gate.close()
+    if writer.rejected:
+        where = f": see {rejected}" if rejected else " (listed above)"
+        print(f"amicus: {len(writer.rejected)} record(s) skipped{where}", file=sys.stderr)
+    return 0
+
+
+def _dialogue(record: Record) -> list[dict[str, Any]]:
+    for key in _DIALOGUE_KEYS:
+        turns = record.data.get(key)
+        if isinstance(turns, list) and turns and all(
+                isinstance(t, dict) and isinstance(t.get("content"), str) for t in turns):
+            return turns
+    raise ValueError(f"no dialogue: expected a non-empty list of {{role, content}} under "
+                     f"{' / '.join(_DIALOGUE_KEYS)}")
+
+
+def _classify_one(gate: Any, args: argparse.Namespace, record: Record,
+                  writer: ResultWriter) -> None:
+    import json
+
+    try:
+        turns = _dialogue(record)
+    except ValueError as exc:
+        writer.reject(Rejected(record.line, str(exc), json.dumps(record.data,
+                                                                  ensure_ascii=False)))
+        return
+    verdict = gate.classify(turns, threshold=args.threshold)
+    writer.write({"line": record.line, "id": record.data.get("id"), **verdict.as_dict()})

@@ -1,0 +1,45 @@
+"""`amicus models list | verify | remove` on the demo models."""
+
+from __future__ import annotations
+
+import json
+
+from tests.app.commands.conftest import run
+
+
+def test_list_shows_every_model_with_its_status(home, capsys):
+    code, out, _ = run(capsys, "models", "list", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"moral-audit", "civic-qa", "intent-safety", "general", "sentencing"}
+    assert rows["intent-safety"]["kind"] == "classifier"
+    assert all(r["demo"] and r["quantization"] == "Q4_K_M" and r["size"] > 0
+               for r in rows.values())
+    assert {r["checksum"] for r in rows.values()} == {"not verified"}
+    code, out, _ = run(capsys, "models")
+    assert "demo: random weights" in out
+
+
+def test_verify_detects_tampering(home, capsys):
+    code, out, _ = run(capsys, "models", "verify")
+    assert code == 0 and out.count(": ok") == 5
+    gguf = home / "models" / "general" / "general.Q4_K_M.gguf"
+    data = bytearray(gguf.read_bytes())
+    data[-100] ^= 0xFF
+    gguf.write_bytes(bytes(data))
+    code, out, err = run(capsys, "models", "verify", "general")
+    assert code == 2
+    assert "sha256 differs" in out and "general" in err
+    _, out, _ = run(capsys, "models", "list", "--json")
+    assert {r["name"]: r["checksum"] for r in json.loads(out)}["general"] in ("changed",
+                                                                             "FAILED")
+
+
+def test_remove_needs_confirmation_without_a_terminal(home, capsys):
+    code, _, err = run(capsys, "models", "remove", "general")
+    assert code == 2 and "--yes" in err
+    code, _, _ = run(capsys, "models", "remove", "general", "--yes")
+    assert code == 0
+    assert not (home / "models" / "general").exists()
+    code, _, err = run(capsys, "models", "remove", "general", "--yes")
+    assert code == 2 and "no installed model" in err
