@@ -21,7 +21,7 @@ from converters.gguf_vocab import tokenizer_directory
 from converters.manifest import MANIFEST_NAME, build_manifest, output_entry, write_manifest
 from converters.merged_weights import MergedWeights, load_adapters
 from converters.model_config import ModelConfig, read_model_config
-from converters.modelfile import retarget_modelfile
+from converters.modelfile import read_modelfile, retarget_modelfile
 from converters.quantize import QUANT_FTYPES, quantize
 from converters.safetensors_io import Checkpoint
 from converters.sources import Source, resolve_source
@@ -122,8 +122,10 @@ def _check_request(request: ConvertRequest) -> None:
                          f"{', '.join(QUANT_CHOICES)}")
     if not _NAME.match(request.name):
         raise InputError(f"--name {request.name!r}: use letters, digits, '.', '_', '+', '-'")
-    if request.modelfile and not request.modelfile.is_file():
-        raise InputError(f"{request.modelfile}: no such Modelfile")
+    if request.modelfile:
+        if not request.modelfile.is_file():
+            raise InputError(f"{request.modelfile}: no such Modelfile")
+        read_modelfile(request.modelfile)  # a bad Modelfile fails now, not after the work
 
 
 def _resolve(request: ConvertRequest) -> tuple[Source, list[Source]]:

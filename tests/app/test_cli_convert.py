@@ -184,3 +184,17 @@ def test_recipe_with_a_local_fine_tune(tmp_path, capsys):
     assert code == 0, err
     assert (tmp_path / "o" / "intent-safety.Q4_K_M.gguf").is_file()
     assert not (tmp_path / "o" / "Modelfile").exists()  # no Modelfile for a classifier
+
+
+def test_a_bad_modelfile_is_refused_before_any_work(tmp_path, capsys, qwen3, monkeypatch):
+    import converters.pipeline as pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("converted although the Modelfile is invalid")
+
+    monkeypatch.setattr(pipeline, "write_gguf", never)
+    bad = tmp_path / "bad.Modelfile"
+    bad.write_text("FROM x\nPARAMETER num_ctx 4096.0\n")
+    line = _assert_refused(capsys, tmp_path / "out", "--base", str(qwen3), "--modelfile",
+                           str(bad), match="num_ctx")
+    assert "2" in line  # the line number
