@@ -12,15 +12,7 @@ from pathlib import Path
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
-from app.commands.batch import (
-    Record,
-    Rejected,
-    ResultWriter,
-    count_lines,
-    finished_lines,
-    progress_bar,
-    read_records,
-)
+from app.commands.batch import Record, Rejected, ResultWriter, finished_lines, run_batch
 from app.engine.events import Finished
 from converters.errors import InputError
 
@@ -54,13 +46,8 @@ def run_audit(args: argparse.Namespace) -> int:
     try:
         if assistant.model.demo:
             print(f"({DEMO_NOTICE})", file=sys.stderr)
-        with progress_bar(count_lines(args.file), f"audit ({args.frame})") as bar:
-            for item in read_records(args.file):
-                bar.update(1)
-                if isinstance(item, Rejected):
-                    writer.reject(item)
-                elif item.line not in done:
-                    _audit_one(assistant, args, item, writer)
+        run_batch(args.file, writer, done, f"audit ({args.frame})",
+                  lambda record: _audit_one(assistant, args, record, writer))
     finally:
         rejected = writer.close()
         assistant.close()

@@ -126,6 +126,19 @@ class ResultWriter:
         return side
 
 
+def run_batch(path: Path, writer: ResultWriter, done: set[int], description: str,
+              process: Callable[[Record], None]) -> None:
+    """Feed every record not yet done to `process`, rejected ones to the writer, with a
+    progress bar counting all of them."""
+    with progress_bar(count_lines(path), description) as bar:
+        for item in read_records(path):
+            bar.update(1)
+            if isinstance(item, Rejected):
+                writer.reject(item)
+            elif item.line not in done:
+                process(item)
+
+
 def count_lines(path: Path) -> int:
     with open(path, "rb") as handle:
         return sum(1 for raw in handle if raw.strip())

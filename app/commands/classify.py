@@ -12,15 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands.batch import (
-    Record,
-    Rejected,
-    ResultWriter,
-    count_lines,
-    finished_lines,
-    progress_bar,
-    read_records,
-)
+from app.commands.batch import Record, Rejected, ResultWriter, finished_lines, run_batch
 from converters.errors import InputError
 
 _DIALOGUE_KEYS = ("turns", "messages", "dialogue")
@@ -51,13 +43,8 @@ def run_classify(args: argparse.Namespace) -> int:
     gate = IntentGate.open(n_threads=args.threads)
     writer = ResultWriter(args.output)
     try:
-        with progress_bar(count_lines(args.file), "classify") as bar:
-            for item in read_records(args.file):
-                bar.update(1)
-                if isinstance(item, Rejected):
-                    writer.reject(item)
-                elif item.line not in done:
-                    _classify_one(gate, args, item, writer)
+        run_batch(args.file, writer, done, "classify",
+                  lambda record: _classify_one(gate, args, record, writer))
     finally:
         rejected = writer.close()
         gate.close()

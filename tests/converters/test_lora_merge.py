@@ -34,32 +34,14 @@ from converters.lora_merge import (
 )
 from converters.merged_weights import MergedWeights, load_adapters
 from converters.safetensors_io import Checkpoint, SafetensorsFile, pending, write_safetensors
+from tests.converters.adapter_cases import ADAPTER_BASES, build_bases
 
 reference = pytest.mark.reference
 ATOL, RTOL = 1e-6, 1e-5
 
-# As in tests/converters/test_synthetic.py: the base each adapter kind is built for.
-ADAPTER_BASES = {
-    "lora": ("qwen3", "AutoModelForCausalLM"),
-    "rslora": ("qwen3", "AutoModelForCausalLM"),
-    "pattern": ("qwen3", "AutoModelForCausalLM"),
-    "embedding": ("llama", "AutoModelForCausalLM"),
-    "dora": ("qwen35", "Qwen3_5ForConditionalGeneration"),
-    "seq_cls": ("classifier", "AutoModelForSequenceClassification"),
-}
-BASE_BUILDERS = {
-    "qwen3": lambda out: synthetic.build_qwen3(out, tied=False),
-    "qwen3_tied": lambda out: synthetic.build_qwen3(out, tied=True),
-    "qwen35": synthetic.build_qwen35,
-    "llama": synthetic.build_llama,
-    "classifier": synthetic.build_qwen3_classifier,
-}
-
-
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("bases")
-    return {name: build(root / name).path for name, build in BASE_BUILDERS.items()}
+    return build_bases(tmp_path_factory.mktemp("bases"))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 from converters import synthetic
 from converters.safetensors_io import Checkpoint
+from tests.converters.adapter_cases import ADAPTER_BASES, build_bases
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -131,26 +132,9 @@ def test_builds_are_deterministic(tmp_path):
 
 # ---------------------------------------------------------------------------- adapters
 
-ADAPTER_BASES = {
-    "lora": ("qwen3", "AutoModelForCausalLM"),
-    "rslora": ("qwen3", "AutoModelForCausalLM"),
-    "pattern": ("qwen3", "AutoModelForCausalLM"),
-    "embedding": ("llama", "AutoModelForCausalLM"),
-    "dora": ("qwen35", "Qwen3_5ForConditionalGeneration"),
-    "seq_cls": ("classifier", "AutoModelForSequenceClassification"),
-}
-BASE_BUILDERS = {
-    "qwen3": lambda out: synthetic.build_qwen3(out, tied=False),
-    "qwen35": synthetic.build_qwen35,
-    "llama": synthetic.build_llama,
-    "classifier": synthetic.build_qwen3_classifier,
-}
-
-
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bases")
-    return {name: build(root / name).path for name, build in BASE_BUILDERS.items()}
+    return build_bases(tmp_path_factory.mktemp("bases"))
 
 
 def _peft_config(spec: synthetic.AdapterSpec):
