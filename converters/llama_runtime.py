@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 
 _GGUF_MAGIC = b"GGUF"
@@ -113,6 +114,17 @@ def class_probabilities(llm: llama_cpp.Llama, tokens: Sequence[int]) -> list[flo
     if not pointer:
         raise ValueError("llama.cpp returned no pooled output (is pooling RANK?)")
     return [float(pointer[i]) for i in range(n_out)]
+
+
+def last_logits(llm: llama_cpp.Llama) -> np.ndarray:
+    """The logits of the last token evaluated, read from llama.cpp itself.
+
+    Llama.scores is only filled when the model was loaded with logits_all=True; otherwise
+    it is uninitialised memory (llama-cpp-python 0.3.36 samples inside llama.cpp)."""
+    pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    if not pointer:
+        raise ValueError("llama.cpp returned no logits for the last token")
+    return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
 
 
 def class_labels(llm: llama_cpp.Llama) -> list[str]:
