@@ -34,6 +34,9 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
                           "instead of the embedded engine")
     ask.add_argument("--model", help="the server's model name (with --endpoint)")
     ask.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    ask.add_argument("--gpu-layers", type=int, metavar="N",
+                     help="layers to offload (default: all when the build has a GPU "
+                          "backend; 0 forces the CPU)")
     ask.add_argument("--json", action="store_true", help="print one JSON result instead")
     ask.set_defaults(handler=run_ask)
 
@@ -46,17 +49,20 @@ def run_ask(args: argparse.Namespace) -> int:
     if gate_verdict is not None and gate_verdict.unsafe:
         return _blocked(args, gate_verdict)
     assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads)
+                               remote_model=args.model, n_threads=args.threads,
+                               n_gpu_layers=args.gpu_layers)
     try:
         if assistant.model.demo and not args.json:
             print(f"({DEMO_NOTICE})", file=sys.stderr)
         finished = _stream(assistant, args, text)
+        backend = assistant.engine.backend_info().describe()
     finally:
         assistant.close()
     answer = assistant.finish_answer(finished.answer)
     if args.json:
-        print(json.dumps(_result(assistant, answer, finished, gate_verdict), ensure_ascii=False,
-                         indent=2))
+        result = _result(assistant, answer, finished, gate_verdict)
+        result["backend"] = backend  # e.g. "CPU · 2 threads" or "GPU 36/36 layers · ..."
+        print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         extra = answer[len(finished.answer):]  # the notice an assistant appends
         sys.stdout.write(extra + "\n")

@@ -24,6 +24,7 @@ def test_ask_json_reports_stats(home, capsys):
     assert result["stats"]["completion_tokens"] == 6
     assert result["stats"]["stop_reason"] == "length"
     assert result["thinking"] == ""
+    assert "CPU" in result["backend"] or "GPU" in result["backend"]
 
 
 def test_sentencing_answers_carry_the_notice(home, capsys):
