@@ -11,7 +11,7 @@ JOBS   := $(shell nproc 2>/dev/null || echo 2)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(JOBS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench clean go-toolchain
+.PHONY: run test lint bench clean go-toolchain tmux-tool
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,11 +35,20 @@ go-toolchain:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go; \
 	  else echo "error: install Go (the template agreement tests need it)" >&2; exit 1; fi; }
 
+# The terminal app's real-terminal test drives it in tmux; Debian's tmux is installed only
+# when `tmux` is missing.
+tmux-tool:
+	@command -v tmux >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux; \
+	  else echo "error: install tmux (the real-terminal test needs it)" >&2; exit 1; fi; }
+
 run: $(VENV)/.installed-run
 	$(BIN)/amicus demo
 	$(BIN)/amicus
 
-test: $(VENV)/.installed-test go-toolchain
+test: $(VENV)/.installed-test go-toolchain tmux-tool
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -49,6 +58,18 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python tests/bench/convert.py
+
+# Offline bundle for clinic laptops (packaging/README.md): one archive with every wheel,
+# the named installed models, SHA256SUMS and the installers. BUNDLE_ARGS passes options on,
+# e.g. --from-venv (no network: repack .venv) or --wheel PATH (a GPU llama-cpp-python).
+MODELS ?=
+BUNDLE_ARGS ?=
+.PHONY: bundle bundle-usage
+bundle: bundle-usage $(VENV)/.installed-run
+	$(BIN)/python packaging/bundle.py --models $(MODELS) $(BUNDLE_ARGS)
+
+bundle-usage:
+	@test -n "$(MODELS)" || { echo 'usage: make bundle MODELS="moral-audit sentencing" (or MODELS=all) [BUNDLE_ARGS=...]' >&2; exit 2; }
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
