@@ -56,8 +56,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Benchmarks print figures (README "Measured"); they are never part of `make test`.
 bench: $(VENV)/.installed-test
 	$(BIN)/python tests/bench/convert.py
+	$(BIN)/python tests/bench/engine.py
+	@if [ -f tests/bench/startup.py ]; then $(BIN)/python tests/bench/startup.py; fi
 
 # Offline bundle for clinic laptops (packaging/README.md): one archive with every wheel,
 # the named installed models, SHA256SUMS and the installers. BUNDLE_ARGS passes options on,
