@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
-
-SEED = Path(__file__).resolve().parents[4] / "shared" / "seeds" / "000_c83213b548387256.txt"
+from tests.seeds import seed_file
 
 RECORD = {
     "situation": "Jan found a wallet with $200 on the bus.",
@@ -35,13 +33,11 @@ EXPECTED = {
 
 
 def _seed_blocks() -> list[str]:
-    text = SEED.read_text(encoding="utf-8")
+    text = seed_file("000").read_text(encoding="utf-8")
     return [b.strip("\n") for b in re.findall(r"```text\n(.*?)```", text, re.DOTALL)]
 
 
 def test_expected_texts_are_the_seed_blocks():
-    if not SEED.is_file():  # the seeds live beside the checkout (../shared)
-        pytest.fail(f"seed file missing: {SEED}")
     assert _seed_blocks() == list(EXPECTED.values())
 
 

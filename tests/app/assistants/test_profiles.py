@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from app.assistants.profiles import (
 from app.paths import modelfiles_dir
 from converters.errors import InputError
 from converters.modelfile import ModelfileError
+from tests.seeds import seed_file
 
-SEED_002 = Path(__file__).resolve().parents[4] / "shared" / "seeds" / "002_eebfe81dbd78bd78.txt"
 TASK_SHA256 = "f7b15b0b66bc4a4cb2edbb6c35952d4167aa6be57334ecb8d2e81f4a51aa753a"
 
 
@@ -72,9 +71,8 @@ def test_classifier_profile_is_seed_002_to_the_character():
     assert task.endswith("才进入 unsafe 判断。")
 
 
-@pytest.mark.skipif(not SEED_002.is_file(), reason="the seed documents are not checked out")
 def test_task_description_equals_the_seed():
-    seed = SEED_002.read_text(encoding="utf-8")
+    seed = seed_file("002").read_text(encoding="utf-8")
     start = seed.index('train_prompt = """') + len('train_prompt = """')
     expected = seed[start:seed.index('"""', start)]
     profile = load_classifier_profile(modelfiles_dir() / "intent-safety.json")

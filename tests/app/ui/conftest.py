@@ -1,0 +1,134 @@
+"""Fixtures for the terminal app's tests: the demo models (built once per session with the
+real pipeline), an app wired to a FakeEngine and a fake gate, and `wait_until`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.assistants.registry import find_model
+from app.assistants.runtime import Assistant, assistant_profile
+from app.cli import main
+from app.engine.fake import FakeEngine
+from app.store import Store
+from app.ui.app import AmicusApp
+from app.ui.config import UIConfig
+from app.ui.services import Services
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory) -> Path:
+    """The five demo models, shared read-only by the tests (copy them to alter them)."""
+    root = tmp_path_factory.mktemp("ui-demo") / "models"
+    assert main(["demo", "--out", str(root)]) == 0
+    return root
+
+
+@dataclass
+class Verdict:
+    """What IntentGate.check returns, as the app reads it."""
+
+    unsafe: bool
+    prob_unsafe: float
+    threshold: float = 0.5
+
+    @property
+    def label_text(self) -> str:
+        return "unsafe" if self.unsafe else "non_unsafe"
+
+
+@dataclass
+class FakeGate:
+    """The intent-safety gate: unsafe when the text contains `trigger`."""
+
+    trigger: str = "forbidden"
+    probability: float = 0.93
+    calls: list[tuple[list[dict[str, Any]], str]] = field(default_factory=list)
+
+    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict:
+        self.calls.append((list(history), user_text))
+        unsafe = self.trigger in user_text
+        return Verdict(unsafe, self.probability if unsafe else 0.04)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Rig:
+    """An app under test and what it talks to."""
+
+    app: AmicusApp
+    engine: FakeEngine
+    gate: FakeGate
+    opened: list[str]  # assistants loaded, in order
+
+    @property
+    def store(self) -> Store:
+        return self.app.services.store
+
+
+def make_rig(models: Path, engine: FakeEngine | None = None, *, gate: FakeGate | None = None,
+             config: UIConfig | None = None, open_error: Exception | None = None,
+             gate_error: Exception | None = None, store: Store | None = None) -> Rig:
+    engine = engine or FakeEngine("Hello from the **fake** engine.")
+    gate = gate or FakeGate()
+    opened: list[str] = []
+
+    def open_assistant(name: str) -> Assistant:
+        if open_error is not None:
+            raise open_error
+        opened.append(name)
+        model = find_model(name, models)
+        return Assistant(model, assistant_profile(model), engine)
+
+    def open_gate() -> FakeGate:
+        if gate_error is not None:
+            raise gate_error
+        return gate
+
+    services = Services(store or Store.open(), open_assistant=open_assistant,
+                        open_gate=open_gate, models_root=models)
+    return Rig(AmicusApp(config or UIConfig(), services), engine, gate, opened)
+
+
+@pytest.fixture
+def rig_factory(demo_models) -> Callable[..., Rig]:
+    def factory(engine: FakeEngine | None = None, **kwargs: Any) -> Rig:
+        return make_rig(kwargs.pop("models", demo_models), engine, **kwargs)
+
+    return factory
+
+
+async def wait_until(pilot: Any, predicate: Callable[[], object], timeout: float = 5.0,
+                     what: str = "") -> None:
+    """Let the app run until `predicate()` is true (poll every 20 ms), else fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.02)
+
+
+async def settle(pilot: Any, app: AmicusApp) -> None:
+    """Wait for the turn in flight to end."""
+    await wait_until(pilot, lambda: not app.busy, what="the reply to finish")
+    await pilot.pause()
+
+
+def released_gate() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event

@@ -1,0 +1,87 @@
+"""The app in a real terminal: `amicus` started in tmux (120x40), driven with send-keys, its
+screen read with capture-pane. This is what pilot tests cannot show: the terminal's own
+key encoding (ctrl+j is a line feed byte, Enter a carriage return), a real driver, a real
+first paint, and a clean exit. `make test` installs Debian's tmux when it is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.store import Store
+
+TMUX = shutil.which("tmux")
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (make test "
+                                                     "installs it)")
+
+
+class Terminal:
+    def __init__(self, socket: str, session: str) -> None:
+        self.socket, self.session = socket, session
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TMUX or "tmux", "-L", self.socket, *args], capture_output=True,
+                              text=True, check=check)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.tmux("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if predicate(text):
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"the screen never matched; it shows:\n{self.screen()}")
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", self.session, check=False).returncode == 0
+
+
+@pytest.fixture
+def terminal(demo_models, _isolated_home, tmp_path):
+    shutil.copytree(demo_models, _isolated_home / "models")
+    store = Store.open()  # the conversation the app opens: replies kept short
+    store.create_conversation("moral-audit", title="In tmux", parameters={"num_predict": 16})
+    store.close()
+    term = Terminal(f"amicus-test-{os.getpid()}", "amicus")
+    command = f"{sys.executable} -m app.cli"
+    term.tmux("new-session", "-d", "-s", "amicus", "-x", "120", "-y", "40", "-c", str(ROOT),
+              "-e", f"AMICUS_HOME={_isolated_home}", "-e", "TERM=xterm-256color", command)
+    yield term
+    term.tmux("kill-server", check=False)
+
+
+def test_amicus_in_a_real_terminal(terminal, _isolated_home):
+    started = time.monotonic()
+    first = terminal.wait_for(lambda s: "Assistants" in s and "ctx 0/4096" in s)
+    print(f"first paint in tmux after {time.monotonic() - started:.2f} s")
+    assert "moral-audit" in first and "DEMO MODEL: meaningless text" in first
+    assert "In tmux" in first  # the conversation list and the chat's title
+    # All in one write, as fast as a paste: the keys must be handled in the order sent.
+    terminal.keys("line one", "C-j", "line two", "Enter")
+    done = terminal.wait_for(lambda s: " tokens · " in s and " · ctx " in s, timeout=60)
+    assert "You" in done and "moral-audit  copy" in done
+    assert "line one" in done and "line two" in done
+    terminal.keys("C-q")
+    deadline = time.monotonic() + 10
+    while terminal.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not terminal.alive(), "the app did not exit on ctrl+q"
+    store = Store.open()
+    [conversation] = store.list_conversations("moral-audit")
+    user, reply = store.messages(conversation.id)
+    assert user.content == "line one\nline two"
+    assert reply.status == "complete" and 0 < (reply.completion_tokens or 0) <= 16
