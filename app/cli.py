@@ -21,11 +21,12 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="amicus",
         description=(
             "Fine-tuned models as offline domain assistants: convert checkpoints to Q4_K_M "
-            "GGUF with Ollama Modelfiles, and run them in a terminal app. No network at run "
-            "time."
+            "GGUF with Ollama Modelfiles, and run them in a terminal app (`amicus` with no "
+            "command opens it). No network at run time."
         ),
     )
     parser.add_argument("--version", action="version", version=f"amicus {__version__}")
+    _add_app_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -51,6 +52,28 @@ def _build_parser() -> argparse.ArgumentParser:
     add_audit_parser(commands)
     add_classify_parser(commands)
     return parser
+
+
+def _add_app_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the terminal app (`amicus` with no command opens it)."""
+    app = parser.add_argument_group("terminal app (amicus with no command)")
+    app.add_argument("--incognito", action="store_true",
+                     help="keep no conversation on disk this session")
+    app.add_argument("--endpoint", metavar="URL",
+                     help="chat through an OpenAI-compatible server instead of the embedded "
+                          "engine")
+    app.add_argument("--theme", help="a Textual theme, e.g. textual-light (over the config)")
+    app.add_argument("--config", metavar="PATH",
+                     help="config file (default: config.toml in the Amicus config folder)")
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.ui import run
+
+    return run(config_file=Path(args.config) if args.config else None, theme=args.theme,
+               endpoint=args.endpoint, incognito=args.incognito)
 
 
 def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
@@ -110,13 +133,26 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _opens_app(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The app's options when `argv` names no command (and asks for no help): then the
+    full parser, whose subcommands import the converter, is never built, so the app
+    starts sooner."""
+    light = argparse.ArgumentParser(prog="amicus", add_help=False)
+    _add_app_options(light)
+    args, rest = light.parse_known_args(argv)
+    return None if rest else args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    app_args = _opens_app(argv)
+    if app_args is not None:
+        return _dispatch(_run_app, app_args)
     parser = _build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return EXIT_OK
+    if handler is None:  # no command (reached with e.g. `amicus -- `): the terminal app
+        handler = _run_app
     return _dispatch(handler, args)
 
 

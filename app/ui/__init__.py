@@ -1,1 +1,28 @@
-"""The Textual terminal app: the only package that imports textual."""
+"""The Textual terminal app: the only package that imports textual.
+
+`amicus` (no subcommand) calls `run`; the app's modules are imported only then, so the other
+subcommands and `amicus --help` never pay for Textual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run(*, config_file: Path | None = None, theme: str | None = None,
+        endpoint: str | None = None, incognito: bool = False) -> int:
+    """Start the app: settings from the command line, then the config file, then the
+    defaults (ConfigError, an InputError, for a bad config file)."""
+    from app.ui.config import load_config, with_command_line
+
+    config = with_command_line(load_config(config_file), theme=theme, endpoint=endpoint,
+                               incognito=incognito)
+    from app.ui.app import build_app
+
+    app = build_app(config)
+    try:
+        app.run()
+    finally:
+        if not app.busy:  # never free a model a worker thread may still be using
+            app.services.close()
+    return app.return_code or 0

@@ -158,6 +158,18 @@ async def test_on_cancel_discard_from_the_config_asks_nothing(rig_factory):
         assert rig.app.screen.query_one(PromptInput).text == "go"
 
 
+async def test_on_cancel_keep_from_the_config_asks_nothing(rig_factory):
+    rig = rig_factory(FakeEngine(LONG, token_delay_s=0.01), config=UIConfig(on_cancel="keep"))
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await type_and_send(pilot, "go")
+        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await pilot.press("escape")
+        await settle(pilot, rig.app)
+        assert not isinstance(rig.app.screen, ChoiceDialog)
+        assert [m.status for m in rig.store.messages(1)] == ["complete", "cancelled"]
+        assert rig.app.screen.query_one(PromptInput).text == ""
+
+
 async def test_thinking_is_shown_collapsed_and_toggled(rig_factory):
     rig = rig_factory(FakeEngine(["<think>", "Weighing", " it.", "</think>", "Answer."]))
     async with rig.app.run_test(size=(120, 40)) as pilot:

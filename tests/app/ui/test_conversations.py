@@ -121,8 +121,8 @@ async def test_copy_reply_message_and_code_block(rig_factory):
         await pilot.press("f9")
         assert rig.app.clipboard == "ls -l"
         rig.app.copy_to_clipboard("")
-        reply_id = rig.store.messages(1)[-1].id
-        await rig.app.screen.run_action(f"copy_message({reply_id})")  # the header's link
+        header = rig.app.screen.query_one(ChatView).messages()[-1].query_one(".header")
+        await pilot.click(header, offset=(len("moral-audit  ") + 1, 0))  # its "copy" link
         assert rig.app.clipboard == CODE_REPLY.strip()
         from textual.widgets._markdown import MarkdownFence
 
@@ -204,6 +204,10 @@ async def test_palette_offers_every_action(rig_factory):
             assert any(t.startswith(spec.title + " (") for t in titles), spec.id
         assert any(t.startswith("Send (") for t in titles)
         assert any(t.startswith("Light/dark theme") for t in titles)
+        await pilot.press("f1")  # the keys of the screen
+        await wait_until(pilot, lambda: rig.app.screen.query("HelpPanel"))
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: not rig.app.screen.query("HelpPanel"))
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"Models")
@@ -247,3 +251,15 @@ async def test_long_conversations_open_at_the_end(rig_factory):
         await pilot.press("ctrl+up")
         await wait_until(pilot, lambda: len(view.messages()) == 20)
         assert not view.query(".earlier")
+
+
+async def test_titles_with_markup_characters_are_shown_as_typed(rig_factory):
+    from app.store import Store
+
+    store = Store.open()
+    store.create_conversation("moral-audit", title="[bold]rent[/oops \x1b[2J")
+    rig = rig_factory(store=store)
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        title = rig.app.screen.query_one("#chat").border_title
+        assert "[bold]rent[/oops" in title.replace("\\[", "[") and "\x1b" not in title

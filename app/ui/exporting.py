@@ -1,0 +1,45 @@
+"""Writing a conversation's Markdown export: a CJK-safe name (the store's), never over an
+existing file, never a half-written file under the final name."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from app.store import Conversation, export_filename
+
+
+def filename(conversation: Conversation) -> str:
+    return export_filename(conversation)
+
+
+def free_path(path: Path) -> Path:
+    """`path`, or `name (2).md`, `name (3).md`... whichever does not exist yet."""
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+        n += 1
+    return candidate
+
+
+def write(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` (or the next free name); return where it went."""
+    target = free_path(Path(os.path.expanduser(str(path))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def error_title(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "The disk is full"
+    return "The conversation could not be exported"

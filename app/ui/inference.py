@@ -1,0 +1,131 @@
+"""The body of the inference worker: gate, load, stream. It runs in a thread and touches no
+widget: everything it learns it posts as a message (thread-safe and non-blocking), so the
+model never waits on the screen. Deltas are batched: one message every ~30 ms at most,
+however fast the tokens come, and at once when they come slowly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from textual.message import Message
+
+from app.engine.errors import (
+    ContextOverflowError,
+    EngineBusyError,
+    EngineError,
+    ModelLoadError,
+)
+from app.engine.events import AnswerDelta, Event, Finished, PromptStarted, ThinkingDelta
+from app.store import DiskFullError, StoreError
+from app.ui.job import Job
+from app.ui.messages import (
+    GateChecking,
+    GateVerdict,
+    ModelLoading,
+    PromptReading,
+    StreamChunk,
+    TurnAccepted,
+    TurnFailed,
+    TurnFinished,
+)
+from app.ui.services import Services
+from converters.errors import InputError
+
+BATCH_SECONDS = 0.03
+Post = Callable[[Message], object]
+
+
+def run_turn(job: Job, services: Services, post: Post) -> None:
+    """Gate the message (if asked), load the model, stream the reply; never raises."""
+    try:
+        _run(job, services, post)
+    except Exception as exc:  # whatever happens, the screen hears of it and carries on
+        post(TurnFailed(job, failure_title(exc), exc))
+
+
+def _run(job: Job, services: Services, post: Post) -> None:
+    if job.gate:
+        post(GateChecking(job))
+        try:
+            gate = services.gate()
+        except Exception as exc:  # not installed, or does not load: the turn is not sent
+            post(TurnFailed(job, "The intent-safety gate could not be loaded", exc))
+            return
+        verdict = gate.check(job.history, job.text)
+        post(GateVerdict(job, verdict))
+        if verdict.unsafe:
+            return
+        if job.cancelled:  # stopped while the gate judged: do not load a model for nothing
+            post(TurnFinished(job, None))
+            return
+    if not services.is_loaded(job.assistant_name):
+        post(ModelLoading(job))
+    assistant = services.assistant(job.assistant_name)
+    job.assistant = assistant
+    if job.cancelled:  # stopped while the model loaded: nothing was sent
+        post(TurnFinished(job, None))
+        return
+    post(TurnAccepted(job))
+    system = job.system if job.system is not None else assistant.profile.system
+    events = assistant.engine.stream(
+        [*job.history, {"role": "user", "content": job.text}], system=system,
+        params=assistant.params(job.params), think=job.think, cancel=job.cancel)
+    pump(job, events, post)
+
+
+def pump(job: Job, events: Iterable[Event], post: Post,
+         clock: Callable[[], float] = time.perf_counter) -> None:
+    """Forward the engine's events as messages, deltas batched."""
+    thinking: list[str] = []
+    answer: list[str] = []
+    last = clock()
+
+    def flush() -> None:
+        nonlocal last
+        if thinking or answer:
+            post(StreamChunk(job, "".join(thinking), "".join(answer)))
+            thinking.clear()
+            answer.clear()
+        last = clock()
+
+    for event in events:
+        if isinstance(event, PromptStarted):
+            post(PromptReading(job, event.prompt_tokens, event.evaluating))
+        elif isinstance(event, ThinkingDelta):
+            thinking.append(event.text)
+        elif isinstance(event, AnswerDelta):
+            answer.append(event.text)
+        elif isinstance(event, Finished):
+            flush()
+            post(TurnFinished(job, event))
+            return
+        if clock() - last >= BATCH_SECONDS:
+            flush()
+    raise EngineError("the engine stopped without finishing the reply")
+
+
+def failure_title(exc: BaseException) -> str:
+    """The dialog's title for a failed turn."""
+    titles: list[tuple[type[BaseException], str]] = [
+        (ModelLoadError, "The model could not be loaded"),
+        (ContextOverflowError, "The message does not fit the model's context"),
+        (EngineBusyError, "The model is busy"),
+        (EngineError, "The engine failed"),
+        (InputError, "The assistant is not available"),
+        (DiskFullError, "The disk is full"),
+        (StoreError, "The conversation could not be saved"),
+        (OSError, "A file could not be read or written"),
+    ]
+    return next((title for kind, title in titles if isinstance(exc, kind)), "Unexpected error")
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for the dialog's body."""
+    if isinstance(exc, (EngineError, InputError, StoreError)):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,163 @@
+"""Every user action of the app: its binding id (the name the config's [keymap] uses), its
+default keys, where it applies, and how the footer and the command palette name it.
+
+One table feeds the key bindings, the footer, the palette and the config validation, so an
+action cannot exist in one place and be missing from another.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Scope = Literal["app", "main", "prompt"]
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "super", "meta", "hyper"})
+_NAMED_KEYS = frozenset({
+    "escape", "enter", "tab", "space", "backspace", "delete", "insert", "home", "end",
+    "pageup", "pagedown", "up", "down", "left", "right", *(f"f{n}" for n in range(1, 25)),
+})
+# Textual's names for some punctuation (see textual.keys.KEY_NAME_REPLACEMENTS).
+_TEXTUAL_NAMES = {"slash": "solidus", "backslash": "reverse solidus", "at": "commercial at",
+                  "minus": "hyphen-minus", "plus": "plus sign", "underscore": "low line"}
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str  # binding id: the key of the config file's [keymap] table
+    keys: str  # default keys, comma-separated, in Textual's syntax ("ctrl+n", "f2")
+    action: str  # the action method (on the main screen, the prompt input or the app)
+    title: str  # short name: footer and palette
+    help: str  # one line for the palette
+    scope: Scope
+    footer: bool = False  # shown in the footer (kept few: the footer is one line at 80 cells)
+    # Checked before the focused widget's own keys, so the app's keys work wherever the
+    # focus is. Main-screen keys avoid the keys text boxes use (TextArea: f6, f7, ctrl+a...).
+    priority: bool = True
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    # Enter sends; ctrl+j inserts a newline because it works in every terminal, whereas
+    # shift+enter reaches the app as a plain enter in many of them.
+    ActionSpec("submit", "enter", "submit", "Send", "Send the message", "prompt",
+               footer=True, priority=False),  # the prompt input handles these two in order
+    ActionSpec("newline", "ctrl+j", "newline", "Newline", "Insert a line break in the message",
+               "prompt", footer=True, priority=False),
+    ActionSpec("cancel", "escape", "cancel", "Stop", "Stop the reply being generated", "main",
+               footer=True),
+    ActionSpec("new_conversation", "ctrl+n", "new_conversation", "New",
+               "Start a new conversation with this assistant", "main", footer=True),
+    ActionSpec("rename_conversation", "f2", "rename_conversation", "Rename",
+               "Rename the current conversation", "main"),
+    ActionSpec("delete_conversation", "f8", "delete_conversation", "Delete",
+               "Delete the current conversation", "main"),
+    ActionSpec("search", "ctrl+f", "search", "Search", "Search this assistant's conversations",
+               "main"),
+    ActionSpec("focus_prompt", "ctrl+l", "focus_prompt", "Prompt", "Move to the message box",
+               "main"),
+    ActionSpec("toggle_thinking", "ctrl+t", "toggle_thinking", "Thinking on/off",
+               "Let the model think before answering, or not (Qwen3 models; this conversation)",
+               "main"),
+    ActionSpec("toggle_thoughts", "ctrl+o", "toggle_thoughts", "Show thinking",
+               "Expand or collapse the thinking blocks", "main"),
+    ActionSpec("toggle_gate", "ctrl+g", "toggle_gate", "Safety gate",
+               "Check each message with the intent-safety classifier first (this conversation)",
+               "main"),
+    ActionSpec("edit_options", "f4", "edit_options", "Prompt & parameters",
+               "Edit this conversation's system prompt and sampling parameters", "main"),
+    ActionSpec("open_form", "f5", "open_form", "Form",
+               "Fill a structured form: moral-audit frames or the sentencing case", "main"),
+    ActionSpec("export", "ctrl+s", "export", "Export",
+               "Export this conversation to a Markdown file", "main"),
+    ActionSpec("copy_reply", "ctrl+r", "copy_reply", "Copy reply",
+               "Copy the last reply to the clipboard", "main"),
+    ActionSpec("copy_code", "f9", "copy_code", "Copy code",
+               "Copy the last code block of the last reply to the clipboard", "main"),
+    ActionSpec("models", "f3", "models", "Models",
+               "Installed models, checksums and the backend in use", "main"),
+    ActionSpec("show_earlier", "ctrl+up", "show_earlier", "Earlier messages",
+               "Show the conversation's earlier messages (long ones open at the end)", "main"),
+    ActionSpec("toggle_sidebar", "ctrl+b", "toggle_sidebar", "Sidebar",
+               "Show or hide the assistants and conversations", "main"),
+    ActionSpec("toggle_dark", "f12", "toggle_dark", "Light/dark",
+               "Switch between the light and the dark theme", "app"),
+    ActionSpec("help", "f1", "toggle_help", "Keys", "Show or hide the keys of the screen",
+               "app"),
+    ActionSpec("palette", "ctrl+p", "command_palette", "Commands",
+               "Every action, searchable", "app"),
+    ActionSpec("quit", "ctrl+q", "quit", "Quit", "Quit Amicus", "app"),
+)
+ACTION_IDS: frozenset[str] = frozenset(spec.id for spec in ACTIONS)
+
+
+class KeymapError(ValueError):
+    """A keymap entry names no action, or gives keys Textual cannot bind."""
+
+
+def actions(scope: Scope) -> list[ActionSpec]:
+    return [spec for spec in ACTIONS if spec.scope == scope]
+
+
+def spec(action_id: str) -> ActionSpec:
+    return next(s for s in ACTIONS if s.id == action_id)
+
+
+def split_keys(keys: str) -> list[str]:
+    return [key.strip() for key in keys.split(",") if key.strip()]
+
+
+def check_key(key: str) -> None:
+    """Raise KeymapError unless `key` is one key Textual can bind ("ctrl+shift+f5", "x")."""
+    *mods, base = key.split("+") if key != "+" else ["+"]
+    unknown = [m for m in mods if m not in MODIFIERS]
+    if unknown or len(set(mods)) != len(mods):
+        raise KeymapError(f"{key!r}: modifiers must be among {', '.join(sorted(MODIFIERS))}")
+    if not base or not _known_base(base):
+        raise KeymapError(f"{key!r}: {base!r} is not a key name (examples: ctrl+s, f5, enter, "
+                          "escape, pageup, x)")
+
+
+def _known_base(base: str) -> bool:
+    if len(base) == 1:
+        return base.isprintable() and not base.isspace()
+    if base in _NAMED_KEYS:
+        return True
+    name = _TEXTUAL_NAMES.get(base, base.replace("_", " "))
+    try:  # Textual names punctuation by its Unicode name: question_mark, full_stop...
+        char = unicodedata.lookup(name.upper())
+    except KeyError:
+        return False
+    # Keyboard punctuation and symbols only ("banana" is a Unicode name too: U+1F34C).
+    return unicodedata.category(char)[0] in "PS" and ord(char) < 0x2000
+
+
+def resolve(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The full keymap (id -> keys): defaults with `overrides` applied, checked for unknown
+    ids, bad key names and two actions on one key."""
+    for action_id in overrides:
+        if action_id not in ACTION_IDS:
+            raise KeymapError(f"unknown action id {action_id!r}; known: "
+                              f"{', '.join(s.id for s in ACTIONS)}")
+    keymap = {s.id: overrides.get(s.id, s.keys) for s in ACTIONS}
+    owners: dict[str, str] = {}
+    for action_id, keys in keymap.items():
+        parts = split_keys(keys)
+        if not parts:
+            raise KeymapError(f"{action_id}: no key given")
+        for key in parts:
+            check_key(key)
+            if key in owners:
+                raise KeymapError(f"{key!r} is bound to both {owners[key]} and {action_id}; "
+                                  "give one of them another key")
+            owners[key] = action_id
+    return keymap
+
+
+def first_key(keymap: Mapping[str, str], action_id: str) -> str:
+    return split_keys(keymap.get(action_id, spec(action_id).keys))[0]
+
+
+def describe(specs: Iterable[ActionSpec], keymap: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(keys, title) pairs, for help text."""
+    return [(keymap.get(s.id, s.keys), s.title) for s in specs]

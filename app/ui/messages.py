@@ -1,0 +1,128 @@
+"""Every message the app's parts send one another.
+
+Turn messages are posted by the inference thread worker (post_message is thread-safe and
+does not wait for the UI); the main screen's handlers own every change they cause.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from app.engine.events import Finished
+from app.ui.job import Job
+
+
+class TurnMessage(Message):
+    """Something happened to the turn in flight."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+
+class GateChecking(TurnMessage):
+    """The intent-safety classifier is loading or judging the message."""
+
+
+class GateVerdict(TurnMessage):
+    """The classifier's verdict; an unsafe one ends the turn (the text stays typed)."""
+
+    def __init__(self, job: Job, verdict: Any) -> None:
+        super().__init__(job)
+        self.verdict = verdict
+
+
+class ModelLoading(TurnMessage):
+    """The assistant's model is being loaded (first use, or another assistant was loaded)."""
+
+
+class TurnAccepted(TurnMessage):
+    """The model is loaded and the gate (if on) let the message through: store it."""
+
+
+class PromptReading(TurnMessage):
+    """The engine is reading the prompt (prefill: it cannot be interrupted)."""
+
+    def __init__(self, job: Job, prompt_tokens: int, evaluating: int) -> None:
+        super().__init__(job)
+        self.prompt_tokens = prompt_tokens
+        self.evaluating = evaluating
+
+
+class StreamChunk(TurnMessage):
+    """Text that streamed in since the last chunk (batched: about every 30 ms)."""
+
+    def __init__(self, job: Job, thinking: str, answer: str) -> None:
+        super().__init__(job)
+        self.thinking = thinking
+        self.answer = answer
+
+
+class TurnFinished(TurnMessage):
+    """The reply is complete, or was cancelled (`finished.cancelled`) with a partial text;
+    None when it was cancelled before anything was sent to the model."""
+
+    def __init__(self, job: Job, finished: Finished | None) -> None:
+        super().__init__(job)
+        self.finished = finished
+
+
+class TurnFailed(TurnMessage):
+    """The turn failed: a model that does not load, an engine error, a full disk..."""
+
+    def __init__(self, job: Job, title: str, error: BaseException) -> None:
+        super().__init__(job)
+        self.title = title
+        self.error = error
+
+
+class AssistantChosen(Message):
+    """The picker's selection changed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+
+class ConversationChosen(Message):
+    """A conversation was picked in the list (None: the list is empty)."""
+
+    def __init__(self, conversation_id: int | None) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+
+
+class PromptSubmitted(Message):
+    """The user sent the text of the message box."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class Copied(Message):
+    """Something was copied to the clipboard (the screen confirms it)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+
+class ModelVerified(Message):
+    """A model's checksums were checked (problems empty: all files match the manifest)."""
+
+    def __init__(self, name: str, problems: list[str]) -> None:
+        super().__init__()
+        self.name = name
+        self.problems = problems
+
+
+class BackendProbed(Message):
+    """What this llama.cpp build can do (GPU offload or CPU only), found off the UI thread
+    because it loads llama.cpp."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

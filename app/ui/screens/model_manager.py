@@ -1,0 +1,150 @@
+"""The installed models: size, quantization, checksum status, which is loaded and where it
+runs (GPU or CPU); with no model installed, how to get one."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Markdown, Static
+
+from app.assistants.registry import InstalledModel, verify_model
+from app.ui.messages import BackendProbed, ModelVerified
+from app.ui.services import Services
+
+GUIDANCE = """\
+**No model is installed yet.** Amicus runs models from its data folder; to get some:
+
+- `amicus demo` builds tiny stand-ins for all five assistants in about a minute, offline
+  (random weights: their text is meaningless, but every screen works).
+- `amicus convert moral-audit` (or civic-qa, sentencing, general, intent-safety) converts
+  the real checkpoints to Q4_K_M GGUF.
+- `amicus models import-ollama NAME` installs a model from a local Ollama store.
+
+Then come back here, or restart Amicus.
+"""
+COLUMNS = ("Name", "Kind", "Quant", "Size", "Checksum")
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def model_row(model: InstalledModel, loaded: str | None) -> tuple[Text | str, ...]:
+    """One row; the name cell carries the notes on a second line, which keeps the table
+    inside 80 columns."""
+    name = Text(model.name + (" (loaded)" if model.name == loaded else ""))
+    if model.demo:
+        name.append("\ndemo: meaningless text", style="italic")
+    return (name, "classifier" if model.is_classifier else "chat", model.quantization,
+            human_size(model.size), model.checksum_status())
+
+
+class ModelManager(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back"),
+        Binding("v", "verify", "Verify checksums"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(id="models")
+        self.services = services
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="models-body"):
+            yield Label("Installed models", classes="screen-title")
+            yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="backend", markup=False)
+            yield Markdown(GUIDANCE, id="guidance", open_links=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(*COLUMNS)
+        self._fill()
+        self._probe_backend()
+
+    def _fill(self) -> None:
+        models = self.services.models()
+        loaded = self.services.loaded.name if self.services.loaded else None
+        table = self.query_one(DataTable)
+        table.clear()
+        for model in models:
+            row = model_row(model, loaded)
+            table.add_row(*row, key=model.name, height=2 if model.demo else 1)
+        table.display = bool(models)
+        self.query_one("#guidance").display = not models
+        if models:
+            table.focus()
+
+    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
+    def _probe_backend(self) -> None:
+        self.post_message(BackendProbed(backend_line(self.services)))
+
+    @on(BackendProbed)
+    def _backend(self, event: BackendProbed) -> None:
+        self.query_one("#backend", Static).update(event.text)
+
+    def selected(self) -> InstalledModel | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.services.model(str(key))
+
+    def action_verify(self) -> None:
+        model = self.selected()
+        if model is not None:
+            self.notify(f"Verifying {model.name}…")
+            self._verify(model)
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def _verify(self, model: InstalledModel) -> None:
+        try:
+            problems = verify_model(model)
+        except OSError as exc:
+            problems = [f"cannot verify: {exc.strerror or exc}"]
+        self.post_message(ModelVerified(model.name, problems))
+
+    @on(ModelVerified)
+    def _verified(self, event: ModelVerified) -> None:
+        self._fill()
+        if event.problems:
+            self.notify("; ".join(event.problems), title=f"{event.name}: checksum FAILED",
+                        severity="error", timeout=10, markup=False)
+        else:
+            self.notify(f"{event.name}: every file matches its manifest")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_reload(self) -> None:
+        self.services.refresh()
+        self._fill()
+
+
+def backend_line(services: Services) -> str:
+    """Where inference runs now, or would run: the loaded model's backend, else what
+    this llama.cpp build supports."""
+    loaded = services.loaded
+    if loaded is not None:
+        return f"In use: {loaded.name} on {loaded.engine.backend_info().describe()}"
+    try:
+        from app.engine.backend import gpu_offload_supported
+
+        where = "GPU offload available" if gpu_offload_supported() else "CPU only (this " \
+                "llama.cpp build has no GPU offload)"
+    except Exception as exc:  # llama.cpp missing or broken: say so, do not crash
+        where = f"llama.cpp unavailable ({type(exc).__name__}: {exc})"
+    return f"No model loaded yet (models load when first used) · backend: {where}"

@@ -1,0 +1,117 @@
+"""Conversation rules the screens share, kept free of widgets so they are easy to test:
+what the model is sent, which models can think, titles and the footer's figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+
+from app.assistants.profiles import AssistantProfile
+from app.assistants.registry import InstalledModel
+from app.assistants.sentencing_case import NOT_LEGAL_ADVICE
+from app.store import Message
+
+DEFAULT_TITLE = "New conversation"
+TITLE_CELLS = 40
+KEPT_REPLIES = ("complete", "cancelled")
+
+
+def engine_history(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """The conversation as the model is sent it: each user turn that got a reply, with that
+    reply (complete, or a partial one the user kept). Blocked turns, failed replies and the
+    questions they answered are left out; so is the notice the app appends to answers."""
+    history: list[dict[str, str]] = []
+    question: Message | None = None
+    for message in messages:
+        if message.role == "user":
+            question = message if message.status == "complete" else None
+        elif message.role == "assistant":
+            answer = strip_notice(message.content)
+            if question is not None and message.status in KEPT_REPLIES and answer.strip():
+                history += [{"role": "user", "content": question.content},
+                            {"role": "assistant", "content": answer}]
+            question = None
+    return history
+
+
+def strip_notice(answer: str) -> str:
+    return answer.removesuffix(NOT_LEGAL_ADVICE).rstrip() if answer.endswith(
+        NOT_LEGAL_ADVICE) else answer
+
+
+# C0/C1 control characters (but tab and newline) would reach the terminal as they are: a
+# demo model's random bytes, or a crafted reply, could move the cursor or retitle the window.
+_CONTROLS = {code: "\ufffd" for code in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+             if chr(code) not in "\t\n"}
+
+
+def printable(text: str) -> str:
+    """`text` safe to show in a terminal: control characters become U+FFFD."""
+    return text.translate(_CONTROLS)
+
+
+def supports_thinking(profile: AssistantProfile | None) -> bool:
+    """Whether the chat template can switch thinking on and off (the Qwen3 family's
+    templates read Ollama's .Think; Llama-2's and the instruct-only model's do not)."""
+    return profile is not None and ".Think" in (profile.template or "")
+
+
+def default_thinking(model: InstalledModel | None) -> bool:
+    """Qwen3 thinks unless told not to; Qwen3.5 (civic-qa) answers directly unless asked."""
+    if model is None:
+        return True
+    return not str(model.manifest.get("architecture", "")).startswith("Qwen3_5")
+
+
+def auto_title(text: str, max_cells: int = TITLE_CELLS) -> str:
+    """A conversation title from its first message: the first line, cut to `max_cells`
+    terminal cells (a CJK character takes two), with an ellipsis when cut."""
+    line = " ".join(printable(text).strip().splitlines()[0].split()) if text.strip() else ""
+    if cell_len(line) <= max_cells:
+        return line or DEFAULT_TITLE
+    kept, width = [], 0
+    for char in line:
+        width += cell_len(char)
+        if width > max_cells - 1:
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the footer shows about the last reply."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_per_second: float = 0.0
+    seconds: float = 0.0
+    n_ctx: int = 4096
+
+    @classmethod
+    def of(cls, message: Message | None, n_ctx: int) -> Figures:
+        if message is None:
+            return cls(n_ctx=n_ctx)
+        return cls(message.prompt_tokens or 0, message.completion_tokens or 0,
+                   message.tokens_per_second or 0.0, (message.generation_ms or 0.0) / 1000,
+                   n_ctx)
+
+    @property
+    def context_used(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def describe(self) -> str:
+        used = self.context_used
+        share = round(100 * used / self.n_ctx) if self.n_ctx else 0
+        # Short enough for an 80-column terminal with the sidebar shown.
+        context = f"ctx {used}/{self.n_ctx}"
+        if not self.completion_tokens:
+            return f"{context} ({share}%)"
+        return (f"{self.completion_tokens} tokens · {self.tokens_per_second:.1f} tok/s · "
+                f"{self.seconds:.1f} s · {context}")
+
+
+def last_reply(messages: Sequence[Message]) -> Message | None:
+    return next((m for m in reversed(messages) if m.role == "assistant"), None)

@@ -1,0 +1,171 @@
+"""One message of the conversation: who said it, the model's thinking in a collapsible
+block, the text as Markdown, and a line of notes (figures, cancelled, blocked...).
+
+A reply being generated is streamed into it with `append` (Markdown.get_stream, fed in
+batches), then `finish` renders the full text once more so that code fences come out right.
+The full texts stay on the widget, so copying needs no re-render.
+"""
+
+from __future__ import annotations
+
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Collapsible, Markdown, Static
+from textual.widgets._markdown import MarkdownFence, MarkdownStream
+
+from app.store import Message
+from app.ui.messages import Copied
+from app.ui.turns import printable, strip_notice
+
+THINKING = "Thinking"
+
+
+def stats_note(message: Message) -> str:
+    figures = []
+    if message.completion_tokens is not None:
+        figures.append(f"{message.completion_tokens} tokens")
+    if message.tokens_per_second is not None:
+        figures.append(f"{message.tokens_per_second:.1f} tok/s")
+    if message.generation_ms is not None:
+        figures.append(f"{message.generation_ms / 1000:.1f} s")
+    return " · ".join(figures)
+
+
+def blocked_note(probability: float | None, threshold: float | None = None) -> str:
+    shown = "" if probability is None else f", probability unsafe {probability:.2f}"
+    limit = "" if threshold is None else f" ≥ {threshold:.2f}"
+    return f"Blocked by the intent-safety gate: unsafe{shown}{limit}. Not sent."
+
+
+def message_note(message: Message) -> str:
+    """The note line of a stored message."""
+    if message.status == "blocked":
+        return blocked_note(message.blocked_probability)
+    prefix = {"cancelled": "cancelled: partial reply", "error": "the reply failed",
+              "streaming": "interrupted before the reply was finished"}.get(message.status, "")
+    return " · ".join(part for part in (prefix, stats_note(message)) if part)
+
+
+class MessageView(Vertical):
+    def __init__(self, *, role: str, author: str, content: str = "", thinking: str = "",
+                 note: str = "", status: str = "complete", message_id: int | None = None,
+                 show_thoughts: bool = False, streaming: bool = False) -> None:
+        super().__init__(id=f"msg-{message_id}" if message_id is not None else None,
+                         classes=f"message {role} {status}")
+        self.role = role
+        self.author = author
+        self.message_id = message_id
+        self.answer_text = content
+        self.thinking_text = thinking
+        self._note = note
+        self._show_thoughts = show_thoughts
+        self.streaming = streaming
+        self._streams: dict[str, MarkdownStream] = {}
+
+    @classmethod
+    def of(cls, message: Message, author: str, show_thoughts: bool) -> MessageView:
+        return cls(role=message.role, author=author, content=message.content,
+                   thinking=message.thinking or "", note=message_note(message),
+                   status=message.status, message_id=message.id, show_thoughts=show_thoughts)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._header(), classes="header")
+        if self.thinking_text:  # most messages have none: no widgets for it then
+            yield self._thinking_box(self.thinking_text)
+        yield Markdown(printable(self.answer_text), classes="body", open_links=False)
+        note = Static(self._note, classes="note", markup=False)
+        note.display = bool(self._note)
+        yield note
+
+    def _thinking_box(self, text: str) -> Collapsible:
+        title = THINKING + ("…" if self.streaming else "")
+        return Collapsible(Markdown(printable(text), classes="thinking-text", open_links=False),
+                           title=title, collapsed=not self._show_thoughts, classes="thinking")
+
+    async def _ensure_thinking_box(self) -> Collapsible:
+        boxes = self.query(Collapsible)
+        if boxes:
+            return boxes.first()
+        box = self._thinking_box("")
+        await self.mount(box, before=self.query_one(".body"))
+        return box
+
+    def _header(self) -> Content:
+        who = Content.styled(self.author, "bold")
+        if self.message_id is None or self.role != "assistant":
+            return who
+        copy = Content.from_markup(f"[@click=screen.copy_message({self.message_id})]copy[/]")
+        return Content.assemble(who, "  ", copy.stylize("dim underline"))
+
+    @property
+    def note(self) -> str:
+        return self._note
+
+    @property
+    def copy_text(self) -> str:
+        """What "copy" puts on the clipboard: the answer as shown."""
+        return self.answer_text
+
+    def set_note(self, note: str) -> None:
+        widget = self.query_one(".note", Static)
+        self._note = note
+        widget.update(note)
+        widget.display = bool(note)
+
+    def show_thoughts(self, show: bool) -> None:
+        self._show_thoughts = show
+        for box in self.query(Collapsible):
+            box.collapsed = not show
+
+    async def append(self, thinking: str, answer: str) -> None:
+        """Stream more text in (a batch of deltas)."""
+        if thinking:
+            self.thinking_text += thinking
+            await self._ensure_thinking_box()
+            await self._stream("thinking-text").write(printable(thinking))
+        if answer:
+            self.answer_text += answer
+            await self._stream("body").write(printable(answer))
+
+    def _stream(self, name: str) -> MarkdownStream:
+        if name not in self._streams:
+            self._streams[name] = Markdown.get_stream(self.query_one(f".{name}", Markdown))
+        return self._streams[name]
+
+    async def finish(self, answer: str, thinking: str, note: str, status: str) -> None:
+        """The reply is over: render the final texts once, fences and all."""
+        for stream in self._streams.values():
+            await stream.stop()
+        self._streams.clear()
+        self.streaming = False
+        self.answer_text, self.thinking_text = answer, thinking
+        self.set_classes(f"message {self.role} {status}")
+        if thinking:
+            box = await self._ensure_thinking_box()
+            box.title = THINKING
+            await box.query_one(".thinking-text", Markdown).update(printable(thinking))
+        else:
+            await self.query(Collapsible).remove()
+        await self.query_one(".body", Markdown).update(printable(answer))
+        self.set_note(note)
+
+    def code_blocks(self) -> list[str]:
+        """The fenced code blocks of the answer, in order."""
+        from markdown_it import MarkdownIt
+
+        tokens = MarkdownIt("commonmark").parse(strip_notice(self.answer_text))
+        return [token.content.rstrip("\n") for token in tokens
+                if token.type in ("fence", "code_block")]
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a code block copies it."""
+        node = event.widget
+        while node is not None and node is not self:
+            if isinstance(node, MarkdownFence):
+                self.app.copy_to_clipboard(node.code)
+                self.post_message(Copied("code block"))
+                event.stop()
+                return
+            node = node.parent  # type: ignore[assignment]
