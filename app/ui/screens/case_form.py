@@ -4,17 +4,13 @@ judge weighs them, with the exact Chinese prompt they render shown before it is 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import ClassVar
 
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static, TextArea
+from textual.widgets import Input, Label, TextArea
 
 from app.assistants.sentencing_case import SECTION_TITLES, CaseError, SentencingCase, render_case
-from app.ui.screens.frame_form import FormResult
+from app.ui.screens.prompt_form import PromptForm
 
 HINTS = {  # the placeholder: what the section is, in English
     "charges": "charges, e.g. 盗窃罪 (required)",
@@ -29,11 +25,8 @@ LABELS = {"charges": "罪名 *", "facts": "案件事实 *", "plea": "认罪认�
 MULTILINE = {"facts"}
 
 
-class CaseForm(ModalScreen[FormResult | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self) -> None:
-        super().__init__(classes="form")
+class CaseForm(PromptForm):
+    incomplete = CaseError
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="form-box"):
@@ -49,12 +42,8 @@ class CaseForm(ModalScreen[FormResult | None]):
                         else:
                             yield Input(id=field.name, classes="field", compact=True,
                                         placeholder=hint)
-                yield Label("The prompt that will be sent", classes="preview-title")
-                yield Static("", id="preview", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Send", variant="primary", id="send", compact=True)
-                yield Button("Edit in message box", id="insert", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+                yield from self.compose_preview()
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self._refresh()
@@ -71,31 +60,3 @@ class CaseForm(ModalScreen[FormResult | None]):
     def prompt(self) -> str:
         """The rendered prompt; CaseError when the charges or the facts are empty."""
         return render_case(self.case())
-
-    def _refresh(self) -> None:
-        preview = self.query_one("#preview", Static)
-        try:
-            preview.update(self.prompt())
-            preview.remove_class("invalid")
-        except CaseError as exc:
-            preview.update(f"({exc})")
-            preview.add_class("invalid")
-
-    @on(Input.Changed)
-    @on(TextArea.Changed)
-    def _field_changed(self) -> None:
-        self._refresh()
-
-    @on(Button.Pressed, "#send")
-    @on(Button.Pressed, "#insert")
-    def _done(self, event: Button.Pressed) -> None:
-        try:
-            text = self.prompt()
-        except CaseError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.dismiss(FormResult("send" if event.button.id == "send" else "insert", text))
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -3,17 +3,13 @@ prompt it renders, then send it (or put it in the message box to edit first)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Literal
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Input, Label, Select, TextArea
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
+from app.ui.screens.prompt_form import PromptForm
 
 FIELD_LABELS = {  # label, and the placeholder that says what to write
     "situation": ("Situation", "the context or background"),
@@ -23,17 +19,11 @@ FIELD_LABELS = {  # label, and the placeholder that says what to write
 }
 
 
-@dataclass(frozen=True)
-class FormResult:
-    how: Literal["send", "insert"]
-    text: str
-
-
-class FrameForm(ModalScreen[FormResult | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+class FrameForm(PromptForm):
+    incomplete = FrameError
 
     def __init__(self, frame_id: str = "direct") -> None:
-        super().__init__(classes="form")
+        super().__init__()
         self.frame_id = frame_id
 
     def compose(self) -> ComposeResult:
@@ -51,12 +41,8 @@ class FrameForm(ModalScreen[FormResult | None]):
                         else:
                             yield Input(id=name, classes="field", compact=True,
                                         placeholder=hint)
-                yield Label("The prompt that will be sent", classes="preview-title")
-                yield Static("", id="preview", markup=False)
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Send", variant="primary", id="send", compact=True)
-                yield Button("Edit in message box", id="insert", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+                yield from self.compose_preview()
+            yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self._refresh()
@@ -76,35 +62,10 @@ class FrameForm(ModalScreen[FormResult | None]):
         needed = FRAMES[self.frame_id].fields
         for name in FIELD_LABELS:
             self.query_one(f"#row-{name}").display = name in needed
-        preview = self.query_one("#preview", Static)
-        try:
-            preview.update(self.prompt())
-            preview.remove_class("invalid")
-        except FrameError as exc:
-            preview.update(f"({exc})")
-            preview.add_class("invalid")
+        super()._refresh()
 
     @on(Select.Changed, "#frame")
     def _frame_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.frame_id = event.value
             self._refresh()
-
-    @on(Input.Changed)
-    @on(TextArea.Changed)
-    def _field_changed(self) -> None:
-        self._refresh()
-
-    @on(Button.Pressed, "#send")
-    @on(Button.Pressed, "#insert")
-    def _done(self, event: Button.Pressed) -> None:
-        try:
-            text = self.prompt()
-        except FrameError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.dismiss(FormResult("send" if event.button.id == "send" else "insert", text))
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)

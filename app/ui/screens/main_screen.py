@@ -46,9 +46,10 @@ from app.ui.messages import (
 from app.ui.screens.case_form import CaseForm
 from app.ui.screens.choice_dialog import Choice, ChoiceDialog, confirm
 from app.ui.screens.error_dialog import ErrorDialog
-from app.ui.screens.frame_form import FormResult, FrameForm
+from app.ui.screens.frame_form import FrameForm
 from app.ui.screens.model_manager import ModelManager
 from app.ui.screens.options_editor import OptionsEditor, OptionsResult
+from app.ui.screens.prompt_form import FormResult
 from app.ui.screens.text_dialog import TextDialog
 from app.ui.services import GATE_MODEL, AssistantEntry, Services
 from app.ui.turns import (
