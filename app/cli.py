@@ -31,7 +31,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="build tiny random-weight stand-ins for the five assistants (offline, minutes)",
+        help="build tiny random-weight stand-ins for the five assistants (offline, seconds)",
         description=(
             "Build deterministic tiny random-weight checkpoints shaped like the five seed "
             "systems. Demo weights produce meaningless text: they exist to exercise the "
@@ -39,6 +39,9 @@ def _build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--out", help="where to install the models (default: the data directory)")
+    demo.add_argument("--rebuild", action="store_true",
+                      help="build demo models again even when installed (real models are "
+                           "never replaced)")
     demo.add_argument("--sources-only", action="store_true",
                       help="only build the synthetic checkpoints, do not convert them")
     demo.set_defaults(handler=_run_demo)

@@ -8,16 +8,39 @@ import time
 from pathlib import Path
 
 from app.paths import demo_sources_dir, modelfiles_dir, models_dir
-from converters.demo import build_demo_sources
+from converters.demo import DEMO_BUILDERS, build_demo_sources
+from converters.manifest import MANIFEST_NAME, read_manifest
 from converters.pipeline import ConvertRequest, Progress, convert
 from converters.recipes import RECIPES
+
+
+def _to_build(models: Path, args: argparse.Namespace) -> tuple[str, ...]:
+    """Which stand-ins to build. A real model installed under an assistant's name is never
+    replaced by random weights; an installed demo is kept unless --rebuild."""
+    names = []
+    for name in DEMO_BUILDERS:
+        manifest_path = models / name / MANIFEST_NAME
+        if args.sources_only or not manifest_path.is_file():
+            names.append(name)
+            continue
+        try:
+            is_demo = bool(read_manifest(manifest_path).get("demo"))
+        except ValueError:
+            is_demo = False  # unreadable: treat as someone's real model, leave it alone
+        if not is_demo:
+            print(f"  {name:<14} a real model is installed: left as it is")
+        elif args.rebuild:
+            names.append(name)
+        else:
+            print(f"  {name:<14} demo already installed (--rebuild to build it again)")
+    return tuple(names)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     models = Path(args.out) if args.out else models_dir()
     sources_root = models.parent / "demo-sources" if args.out else demo_sources_dir()
-    print("Building demo models: random weights, their text is meaningless.", flush=True)
-    for source in build_demo_sources(sources_root):
+    print("Demo models: random weights, their text is meaningless.", flush=True)
+    for source in build_demo_sources(sources_root, _to_build(models, args)):
         if args.sources_only:
             print(f"  {source.name:<14} {source.summary}")
             continue

@@ -43,3 +43,18 @@ def test_remove_needs_confirmation_without_a_terminal(home, capsys):
     assert not (home / "models" / "general").exists()
     code, _, err = run(capsys, "models", "remove", "general", "--yes")
     assert code == 2 and "no installed model" in err
+
+
+def test_demo_never_replaces_a_real_model(home, capsys):
+    manifest_path = home / "models" / "general" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["demo"] = False  # as if `amicus convert general` had installed the real one
+    manifest_path.write_text(json.dumps(manifest))
+    before = (home / "models" / "general" / "general.Q4_K_M.gguf").stat().st_mtime_ns
+    code, out, _ = run(capsys, "demo", "--rebuild")
+    assert code == 0
+    assert "general        a real model is installed" in out
+    assert (home / "models" / "general" / "general.Q4_K_M.gguf").stat().st_mtime_ns == before
+    assert json.loads(manifest_path.read_text())["demo"] is False
+    code, out, _ = run(capsys, "demo")
+    assert "demo already installed" in out
