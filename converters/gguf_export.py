@@ -47,19 +47,20 @@ class Provenance:
 class LazyTensor:
     """A tensor the GGUF writer pulls when its turn comes (gguf's add_tensor duck type).
 
-    Its bytes are produced by `blocks()` in one or more row blocks, only then."""
+    Its bytes are produced by `blocks()` in one or more row blocks, only then; `streamed`
+    says there are several (a large tensor read a block at a time)."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype,
-                 blocks: Callable[[], Iterator[np.ndarray]],
+                 blocks: Callable[[], Iterator[np.ndarray]], streamed: bool,
                  on_written: Callable[[int], None], ahead: Prefetcher | None = None):
         self.shape = shape
         self.dtype = dtype
         self.nbytes = math.prod(shape) * dtype.itemsize
         self.blocks = blocks
+        self.streamed = streamed
         self._on_written = on_written
         self._ahead = ahead
-        if ahead is not None:
-            ahead.register(self)
+        self.index = ahead.register(self) if ahead is not None else -1
 
     def tofile(self, handle: BinaryIO) -> None:
         written = 0
@@ -84,19 +85,18 @@ class Prefetcher:
 
     def __init__(self) -> None:
         self._order: list[LazyTensor] = []
-        self._index: dict[int, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amicus-merge")
         self._pending: dict[int, Future[list[np.ndarray]]] = {}
 
-    def register(self, tensor: LazyTensor) -> None:
-        self._index[id(tensor)] = len(self._order)
+    def register(self, tensor: LazyTensor) -> int:
+        """The tensor's place in the write order."""
         self._order.append(tensor)
+        return len(self._order) - 1
 
     def blocks_of(self, tensor: LazyTensor) -> Iterable[np.ndarray]:
-        index = self._index[id(tensor)]
-        future = self._pending.pop(index, None)
-        following = index + 1
-        if following < len(self._order) and self._order[following].nbytes <= STREAM_BLOCK_BYTES:
+        future = self._pending.pop(tensor.index, None)
+        following = tensor.index + 1
+        if following < len(self._order) and not self._order[following].streamed:
             self._pending[following] = self._pool.submit(
                 lambda: list(self._order[following].blocks()))
         return future.result() if future is not None else tensor.blocks()
@@ -116,9 +116,11 @@ def write_gguf(
     out_type: str,
     provenance: Provenance,
     progress: Callable[[int], None] = lambda _n: None,
+    on_total: Callable[[int], None] = lambda _n: None,
 ) -> int:
     """Write the whole model to `path` (the caller makes it atomic). Returns bytes of
-    tensor data; `progress` is called with bytes as each tensor is written."""
+    tensor data; `on_total` hears that figure before any data is written, `progress` the
+    bytes of each block as it is written."""
     arch = architecture_for(config)
     writer = gguf.GGUFWriter(path, arch.gguf_arch)
     ahead = Prefetcher()
@@ -126,6 +128,7 @@ def write_gguf(
         _add_metadata(writer, arch, out_type, provenance)
         add_tokenizer(writer, tokenizer_dir, config_dir, arch.gguf_arch, _vocab_rows(weights))
         total = _add_tensors(writer, weights, arch, out_type, progress, ahead)
+        on_total(total)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -183,18 +186,18 @@ def _add_tensors(writer: gguf.GGUFWriter, weights: MergedWeights, arch: Architec
         shape = arch.output_shape(name, weights.shape(name))
         f32 = arch.keeps_f32(gguf_name, len(shape))
         dtype, ggml_type, _ = OUTPUT_TYPES["F32" if f32 else out_type]
-        tensor = LazyTensor(shape, dtype, _blocks(weights, arch, name, dtype), progress,
-                            ahead)
+        blocks, streamed = _blocks(weights, arch, name, dtype)
+        tensor = LazyTensor(shape, dtype, blocks, streamed, progress, ahead)
         writer.add_tensor(gguf_name, tensor, raw_dtype=ggml_type)
         total += tensor.nbytes
     return total
 
 
 def _blocks(weights: MergedWeights, arch: Architecture, name: str,
-            dtype: np.dtype) -> Callable[[], Iterator[np.ndarray]]:
-    """How a tensor's bytes are produced. Large tensors nobody changes (embeddings, an
-    untied head) stream in row blocks so memory stays near one block; the rest are merged
-    and transformed whole (they are at most a few tens of MB)."""
+            dtype: np.dtype) -> tuple[Callable[[], Iterator[np.ndarray]], bool]:
+    """How a tensor's bytes are produced, and whether in row blocks. Large tensors nobody
+    changes (embeddings, an untied head) stream in row blocks so memory stays near one
+    block; the rest are merged and transformed whole (at most a few tens of MB)."""
 
     def whole() -> Iterator[np.ndarray]:
         yield _encode(arch.transform(name, weights.float32(name)), dtype, name)
@@ -210,8 +213,8 @@ def _blocks(weights: MergedWeights, arch: Architecture, name: str,
     shape = weights.shape(name)
     big = math.prod(shape) * 4 > STREAM_BLOCK_BYTES and len(shape) >= 1
     if big and weights.untouched(name) and arch.row_local(name):
-        return in_rows
-    return whole
+        return in_rows, True
+    return whole, False
 
 
 def _encode(values: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:

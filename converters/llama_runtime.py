@@ -127,15 +127,6 @@ def last_logits(llm: llama_cpp.Llama) -> np.ndarray:
     return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
 
 
-def class_labels(llm: llama_cpp.Llama) -> list[str]:
-    n_out = llama_cpp.llama_model_n_cls_out(llm.model)
-    labels = []
-    for i in range(n_out):
-        raw = llama_cpp.llama_model_cls_label(llm.model, i)
-        labels.append(raw.decode("utf-8") if raw else f"LABEL_{i}")
-    return labels
-
-
 # ---------------------------------------------------------------------------- generation
 
 

@@ -100,6 +100,7 @@ class AdapterConfig:
     trainable_token_indices: list[int] | dict[str, list[int]] | None
     ensure_weight_tying: bool
     peft_version: str | None
+    raw: dict = field(default_factory=dict, compare=False)  # the file, for the manifest
 
 
 def read_config(adapter_dir: Path) -> AdapterConfig:
@@ -134,6 +135,7 @@ def read_config(adapter_dir: Path) -> AdapterConfig:
         trainable_token_indices=raw.get("trainable_token_indices"),
         ensure_weight_tying=bool(raw.get("ensure_weight_tying")),
         peft_version=raw.get("peft_version"),
+        raw=raw,
     )
 
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
+# An installed model's name: its folder and the stem of its files (NAME.Q4_K_M.gguf).
+_MODEL_NAME = re.compile(r"^[\w][\w.+-]{0,99}$")
 MANIFEST_VERSION = 1
 _CHUNK = 8 * 1024 * 1024
+
+
+def valid_model_name(name: str) -> bool:
+    return bool(_MODEL_NAME.match(name))
 
 
 def sha256_file(path: Path) -> str:

@@ -725,13 +725,15 @@ def write_modelfile(modelfile: Modelfile) -> str:
     return written.text
 
 
-def retarget_modelfile(source: Path, target: Path, gguf_file: str) -> tuple[str, ...]:
-    """Write `source` to `target` with `FROM ./gguf_file` (Ollama takes a FROM path that
-    does not exist for a model name, silently, so it must name the file next to it).
-    Returns the writer's warnings."""
-    modelfile = read_modelfile(source).with_from(f"./{gguf_file}")
-    written = render_modelfile(modelfile)
+def retarget_modelfile(source: Modelfile | Path, target: Path,
+                       gguf_file: str) -> tuple[str, ...]:
+    """Write `source` (parsed already, or a path to read) to `target` with
+    `FROM ./gguf_file` (Ollama takes a FROM path that does not exist for a model name,
+    silently, so it must name the file next to it). Returns the writer's warnings."""
+    if isinstance(source, Path):
+        source = read_modelfile(source)
+    written = render_modelfile(source.with_from(f"./{gguf_file}"))
     for warning in written.warnings:
-        log.warning("%s: %s", source, warning)
+        log.warning("%s: %s", target, warning)
     target.write_text(written.text, encoding="utf-8", newline="\n")
     return written.warnings

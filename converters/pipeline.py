@@ -6,8 +6,6 @@ staging directory and moved under its final name only when the whole job succeed
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import sys
 import time
@@ -16,9 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import InputError
-from converters.gguf_export import OUTPUT_TYPES, Provenance, write_gguf
+from converters.gguf_export import Provenance, write_gguf
 from converters.gguf_vocab import tokenizer_directory
-from converters.manifest import MANIFEST_NAME, build_manifest, output_entry, write_manifest
+from converters.manifest import (
+    MANIFEST_NAME,
+    build_manifest,
+    output_entry,
+    valid_model_name,
+    write_manifest,
+)
 from converters.merged_weights import MergedWeights, load_adapters
 from converters.model_config import ModelConfig, read_model_config
 from converters.modelfile import read_modelfile, retarget_modelfile
@@ -32,7 +36,6 @@ QUANT_CHOICES = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16", "BF16", "F32")
 # Unquantized type written before quantizing: F16 keeps 10 mantissa bits, so the small
 # deltas a LoRA adds to a bf16 weight survive the rounding better than with BF16.
 INTERMEDIATE_TYPE = "F16"
-_NAME = re.compile(r"^[\w][\w.+-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
     name unless every step succeeded."""
     progress = progress or Progress()
     _check_request(request)
+    # A bad Modelfile fails now, not after the work; the parsed one is written at the end.
+    modelfile = read_modelfile(request.modelfile) if request.modelfile else None
     timings: dict[str, float] = {}
     started = time.perf_counter()
     base, adapters = _resolve(request)
@@ -101,14 +106,14 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
             except VerificationError as exc:
                 raise InputError(f"verification failed: {exc}") from exc
             timings["verify"] = time.perf_counter() - t0
-        if request.modelfile:
-            retarget_modelfile(request.modelfile, stage.path("Modelfile"), files[0][0])
+        if modelfile is not None:
+            retarget_modelfile(modelfile, stage.path("Modelfile"), files[0][0])
             files.append(("Modelfile", "modelfile"))
         outputs = [output_entry(stage.path(n), role) for n, role in files]
         manifest = build_manifest(
             name=request.name, architecture=config.architecture,
             gguf_architecture=config.gguf_arch, quantization=request.quant,
-            sources=_describe_sources(base, adapters), outputs=outputs,
+            sources=_describe_sources(base, adapters, weights), outputs=outputs,
             verification=verification, merge=_merge_summary(weights), demo=request.demo)
         write_manifest(stage.path(MANIFEST_NAME), manifest)
         committed = stage.commit([n for n, _ in files] + [MANIFEST_NAME])
@@ -120,12 +125,10 @@ def _check_request(request: ConvertRequest) -> None:
     if request.quant not in QUANT_CHOICES:
         raise InputError(f"unknown quantization {request.quant}; choose from "
                          f"{', '.join(QUANT_CHOICES)}")
-    if not _NAME.match(request.name):
+    if not valid_model_name(request.name):
         raise InputError(f"--name {request.name!r}: use letters, digits, '.', '_', '+', '-'")
-    if request.modelfile:
-        if not request.modelfile.is_file():
-            raise InputError(f"{request.modelfile}: no such Modelfile")
-        read_modelfile(request.modelfile)  # a bad Modelfile fails now, not after the work
+    if request.modelfile and not request.modelfile.is_file():
+        raise InputError(f"{request.modelfile}: no such Modelfile")
 
 
 def _resolve(request: ConvertRequest) -> tuple[Source, list[Source]]:
@@ -150,10 +153,10 @@ def _write_and_quantize(request: ConvertRequest, stage: Staging, weights: Merged
     unquantized_type = INTERMEDIATE_TYPE if quantized else request.quant
     unquantized = f"{request.name}.{unquantized_type}.gguf"
     t0 = time.perf_counter()
-    itemsize = OUTPUT_TYPES[unquantized_type][0].itemsize
-    with progress.bar("merge + write GGUF", _estimated_bytes(weights, itemsize)) as bar:
+    with progress.bar("merge + write GGUF", 0) as bar:
         write_gguf(stage.path(unquantized), weights, config, tokenizer_dir, base.path,
-                   unquantized_type, _provenance(request, base, adapters), bar.update)
+                   unquantized_type, _provenance(request, base, adapters), bar.update,
+                   on_total=lambda total: setattr(bar, "total", total))
     timings["merge_write"] = time.perf_counter() - t0
     if not quantized:
         return [(unquantized, "model")]
@@ -200,16 +203,14 @@ def _card_license(directory: Path) -> str | None:
     return match.group(1).strip("'\"") if match else None
 
 
-def _describe_sources(base: Source, adapters: list[Source]) -> list[dict[str, Any]]:
+def _describe_sources(base: Source, adapters: list[Source],
+                      weights: MergedWeights) -> list[dict[str, Any]]:
+    """The sources, each adapter with the adapter_config.json the merge read."""
     described = [{"role": "base", **base.describe()}]
-    for adapter in adapters:
-        config = json.loads((adapter.path / "adapter_config.json").read_text(encoding="utf-8"))
-        described.append({"role": "adapter", **adapter.describe(), "adapter_config": config})
+    for source, loaded in zip(adapters, weights.adapters, strict=True):
+        described.append({"role": "adapter", **source.describe(),
+                          "adapter_config": loaded.config.raw})
     return described
-
-
-def _estimated_bytes(weights: MergedWeights, itemsize: int) -> int:
-    return sum(math.prod(weights.shape(name)) for name in weights.names()) * itemsize
 
 
 def _merge_summary(weights: MergedWeights) -> dict[str, Any]:

@@ -279,9 +279,6 @@ class Checkpoint:
     def float32_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         return self._owner[name].float32_rows(name, start, stop)
 
-    def release(self, name: str) -> None:
-        self._owner[name].release(name)
-
 
 def _checkpoint_files(directory: Path) -> list[Path]:
     """The safetensors files of a checkpoint; pickled weights are refused, never opened."""

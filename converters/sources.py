@@ -8,6 +8,7 @@ safetensors weights, JSON configs, tokenizer files, the model card.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,11 @@ def _classify(spec: str, path: Path, **hub: str | None) -> Source:
                      "(adapter_config.json)")
 
 
+@functools.cache
 def _download(repo_id: str, revision: str | None) -> tuple[Path, str]:
-    """Fetch (or find cached) files of a hub repo. Returns the snapshot dir and its commit."""
+    """Fetch (or find cached) files of a hub repo. Returns the snapshot dir and its commit.
+    Remembered for the process: a recipe looks at the fine-tune before the pipeline
+    resolves it, and each lookup would otherwise ask the hub again."""
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import (

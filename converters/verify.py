@@ -9,7 +9,7 @@ it was trained is not the model that was trained.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ PARITY_TEXTS: tuple[str, ...] = (
     "混合 mixed 文本 text 與 English",
     "  leading and trailing spaces  ",
 )
+GENERATED_TOKENS = 4  # greedy tokens a converted chat model must produce
 # Special tokens that must come out as single ids where the vocabulary has them.
 SPECIAL_TEXTS: tuple[str, ...] = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>",
                                   "</think>")
@@ -45,10 +46,7 @@ class VerificationReport:
     class_probabilities: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"tokenizer": self.tokenizer, "texts_checked": self.texts_checked,
-                "special_tokens_checked": self.special_tokens_checked,
-                "generated_tokens": self.generated_tokens,
-                "class_probabilities": self.class_probabilities}
+        return asdict(self)
 
 
 def verify_gguf(path: Path, tokenizer_dir: Path, *, classifier: bool) -> VerificationReport:
@@ -63,7 +61,8 @@ def verify_gguf(path: Path, tokenizer_dir: Path, *, classifier: bool) -> Verific
         if classifier:
             _check_classifier(llm, report)
         else:
-            _check_generation(llm, report)
+            greedy_check(llm, GENERATED_TOKENS)
+            report.generated_tokens = GENERATED_TOKENS
         return report
     finally:
         llm.close()
@@ -126,16 +125,19 @@ def _compare(text: str, expected: list[int], actual: list[int]) -> None:
             f"{actual[at:at + 4]}... at token {at}")
 
 
-def _check_generation(llm, report: VerificationReport) -> None:
-    """Greedy decoding of a few tokens; every step's logits must be finite."""
+def greedy_check(llm, count: int, prompt: bytes = b"The court") -> int:
+    """Read `prompt`, then decode `count` tokens greedily; the logits of every step must be
+    finite. Returns the prompt's token count."""
+    tokens = llm.tokenize(prompt, add_bos=True, special=False)
     llm.reset()
-    llm.eval(llm.tokenize(b"The court", add_bos=True, special=False))
-    for _ in range(4):
+    llm.eval(tokens)
+    for step in range(count + 1):
         logits = last_logits(llm)
         if not np.isfinite(logits).all():
             raise VerificationError("the model produced non-finite logits")
-        llm.eval([int(logits.argmax())])
-        report.generated_tokens += 1
+        if step < count:
+            llm.eval([int(logits.argmax())])
+    return len(tokens)
 
 
 def _check_classifier(llm, report: VerificationReport) -> None:

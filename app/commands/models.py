@@ -10,7 +10,6 @@ messages, and a manifest.json shaped like the converter's.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import shutil
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import InputError
-
-_LOCAL_NAME = re.compile(r"^[\w][\w.+-]{0,99}$")  # the converter's rule for --name
+from converters.manifest import valid_model_name
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -91,7 +89,7 @@ def _plan(model: Any, args: argparse.Namespace) -> Plan:
     from converters.manifest import MANIFEST_NAME
 
     local = args.local_name or _default_local_name(model.name)
-    if not _LOCAL_NAME.match(local):
+    if not valid_model_name(local):
         raise InputError(f"--as {local!r}: use letters, digits, '.', '_', '+', '-'")
     target = Path(args.out) if args.out else models_dir() / local
     if (target / MANIFEST_NAME).exists() and not args.force:
@@ -141,23 +139,22 @@ def _gguf_details(blob: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 def _check_loads(blob: Path) -> dict[str, Any]:
     """Load with llama.cpp and evaluate a few tokens: the app will be able to run it."""
+    import llama_cpp
+
     from converters.llama_runtime import load_llama
+    from converters.verify import VerificationError, greedy_check
 
     try:
         llm = load_llama(blob, n_ctx=256)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(f"{exc}") from exc
     try:
-        tokens = llm.tokenize(b"The court", add_bos=True, special=False)
-        llm.eval(tokens)
-        logits = llm.scores[llm.n_tokens - 1]
-        if not all(math.isfinite(float(x)) for x in logits[:64]):
-            raise InputError(f"{blob}: the model produces non-finite logits")
-        import llama_cpp
-
+        evaluated = greedy_check(llm, 0)  # the prompt's logits are finite
         return {"loaded": True, "n_vocab": llm.n_vocab(),
                 "n_ctx_train": llama_cpp.llama_model_n_ctx_train(llm.model),
-                "evaluated_tokens": len(tokens)}
+                "evaluated_tokens": evaluated}
+    except VerificationError as exc:
+        raise InputError(f"{blob}: {exc}") from exc
     finally:
         llm.close()
 
