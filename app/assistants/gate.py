@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from app.assistants.profiles import ClassifierProfile, load_classifier_profile
-from app.assistants.registry import find_model
+from app.assistants.registry import GATE_MODEL, find_model
 from app.engine.classifier import Verdict
 from app.paths import modelfiles_dir
 from converters.errors import InputError
-
-GATE_MODEL = "intent-safety"
 
 
 def classifier_profile() -> ClassifierProfile:

@@ -19,6 +19,7 @@ from converters.errors import InputError
 from converters.manifest import MANIFEST_NAME, sha256_file
 
 VERIFIED_NAME = ".verified.json"
+GATE_MODEL = "intent-safety"  # the classifier that gates conversations, installed by name
 CLASSIFIER_ARCHITECTURES = {"Qwen3ForSequenceClassification"}
 
 

@@ -7,6 +7,8 @@ sampling and the notices an assistant adds are the same wherever it is used.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 from app.assistants.profiles import AssistantProfile, load_profile
 from app.assistants.registry import InstalledModel, find_model
 from app.assistants.sentencing_case import with_notice
+from app.engine.events import Event
+from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
 from app.paths import modelfiles_dir
 from converters.errors import InputError
@@ -38,6 +42,15 @@ class Assistant:
         params.update(overrides or {})
         return params
 
+    def stream(self, messages: Sequence[Message], *, system: str | None = None,
+               params: dict[str, Any] | None = None, think: bool | None = None,
+               cancel: threading.Event | None = None) -> Iterator[Event]:
+        """The engine's stream with this assistant's defaults: the Modelfile's system
+        prompt unless `system` is given, its sampling with `params` over it."""
+        return self.engine.stream(
+            messages, system=system if system is not None else self.profile.system,
+            params=self.params(params), think=think, cancel=cancel)
+
     def finish_answer(self, answer: str) -> str:
         """The answer as shown and stored: sentencing answers carry the not-legal-advice
         notice, whatever the model wrote."""
@@ -47,10 +60,17 @@ class Assistant:
         self.engine.close()
 
 
+def modelfile_for(name: str, model: InstalledModel | None) -> Path | None:
+    """The installed model's Modelfile, else the one Amicus ships for that assistant."""
+    if model is not None and model.modelfile is not None:
+        return model.modelfile
+    shipped = modelfiles_dir() / f"{name}.Modelfile"
+    return shipped if shipped.is_file() else None
+
+
 def assistant_profile(model: InstalledModel) -> AssistantProfile:
-    """The installed Modelfile, else the one Amicus ships for that assistant name."""
-    path = model.modelfile or modelfiles_dir() / f"{model.name}.Modelfile"
-    if not path.is_file():
+    path = modelfile_for(model.name, model)
+    if path is None:
         raise InputError(f"{model.name}: no Modelfile next to {model.gguf.name}; chat "
                          "assistants need one (the classifier is used through --gate)")
     return load_profile(path)

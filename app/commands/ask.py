@@ -90,10 +90,8 @@ def _blocked(args: argparse.Namespace, verdict: Any) -> int:
 
 def _stream(assistant: Assistant, args: argparse.Namespace, text: str) -> Finished:
     overrides = {"num_predict": args.max_tokens} if args.max_tokens else None
-    events = assistant.engine.stream(
-        [{"role": "user", "content": text}],
-        system=args.system if args.system is not None else assistant.profile.system,
-        params=assistant.params(overrides), think=False if args.no_think else None)
+    events = assistant.stream([{"role": "user", "content": text}], system=args.system,
+                              params=overrides, think=False if args.no_think else None)
     thinking_open = False
     for event in events:
         if isinstance(event, ThinkingDelta) and not (args.json or args.hide_thinking):

@@ -71,9 +71,7 @@ def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
 
 
 def _ask(assistant: Assistant, prompt: str, *, think: bool | None) -> Finished:
-    events = assistant.engine.stream([{"role": "user", "content": prompt}],
-                                     system=assistant.profile.system,
-                                     params=assistant.params(), think=think)
+    events = assistant.stream([{"role": "user", "content": prompt}], think=think)
     for event in events:
         if isinstance(event, Finished):
             return event

@@ -21,9 +21,8 @@ from typing import Any, Protocol
 
 import llama_cpp
 
-from app.engine.backend import resolve_gpu_layers
 from app.engine.errors import ModelLoadError
-from app.engine.loading import load_model
+from app.engine.loading import open_model
 from app.engine.threads import ThreadPolicy
 from converters.llama_runtime import class_probabilities, set_threads, token_piece
 
@@ -142,15 +141,12 @@ class Classifier:
              n_threads: int | None = None, f32_cache: bool = False) -> Classifier:
         """Load a classifier GGUF (context MAX_LENGTH). The task description and threshold
         come from the assistant's data file (modelfiles/intent-safety.json)."""
-        policy = ThreadPolicy(n_threads)
-        policy.warm_up()
-        llm = load_model(path, n_ctx=MAX_LENGTH, n_gpu_layers=resolve_gpu_layers(n_gpu_layers),
-                         threads=n_threads or policy.cores, classifier=True,
-                         f32_cache=f32_cache)
+        opened = open_model(path, n_ctx=MAX_LENGTH, n_gpu_layers=n_gpu_layers,
+                            n_threads=n_threads, classifier=True, f32_cache=f32_cache)
         try:
-            return cls(llm, task_description, threshold=threshold, policy=policy)
+            return cls(opened.llm, task_description, threshold=threshold, policy=opened.policy)
         except ModelLoadError:
-            llm.close()
+            opened.llm.close()
             raise
 
     def model_text(self, turns: Sequence[Mapping[str, Any]]) -> str:

@@ -19,16 +19,11 @@ from typing import Any
 
 import llama_cpp
 
-from app.engine.backend import (
-    BackendInfo,
-    gpu_offload_supported,
-    offloaded_layers,
-    resolve_gpu_layers,
-)
+from app.engine.backend import BackendInfo, gpu_offload_supported, offloaded_layers
 from app.engine.errors import EngineBusyError
 from app.engine.events import Event
 from app.engine.generation import Generation
-from app.engine.loading import load_model
+from app.engine.loading import open_model
 from app.engine.messages import Message, with_system
 from app.engine.params import DEFAULT_NUM_CTX, GenerationParams
 from app.engine.prompt import ChatFormat, Prompt, PromptBuilder
@@ -62,12 +57,9 @@ class Engine:
              n_gpu_layers: int | None = None, n_threads: int | None = None) -> Engine:
         """Load a GGUF. `n_gpu_layers` None: all layers on the GPU when llama.cpp was built
         with offload support, else 0. `n_threads` None: the adaptive ThreadPolicy."""
-        policy = ThreadPolicy(n_threads)
-        policy.warm_up()
-        gpu_layers = resolve_gpu_layers(n_gpu_layers)
-        llm = load_model(path, n_ctx=n_ctx, n_gpu_layers=gpu_layers,
-                         threads=n_threads or policy.cores)
-        return cls(llm, Path(path), policy, gpu_layers)
+        opened = open_model(path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
+                            n_threads=n_threads)
+        return cls(opened.llm, Path(path), opened.policy, opened.gpu_layers)
 
     @property
     def n_ctx(self) -> int:
@@ -94,7 +86,7 @@ class Engine:
                params: Mapping[str, Any] | GenerationParams | None = None,
                think: bool | None = None) -> Prompt:
         """The prompt `stream` would evaluate (rendered, tokenized, fitted to the context)."""
-        sampling = _params(params)
+        sampling = GenerationParams.coerce(params)
         return self._prompts.build(with_system(messages, system), think=think,
                                    reserve=sampling.answer_reserve(self.n_ctx))
 
@@ -115,7 +107,7 @@ class Engine:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("the model is already generating; wait or cancel first")
         try:
-            sampling = _params(params)
+            sampling = GenerationParams.coerce(params)
             prompt = self.prompt(messages, system=system, params=sampling, think=think)
             self._threads = self._policy.choose().threads
             set_threads(self._llm, self._threads)
@@ -144,12 +136,6 @@ class Engine:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def _params(params: Mapping[str, Any] | GenerationParams | None) -> GenerationParams:
-    if isinstance(params, GenerationParams):
-        return params
-    return GenerationParams.from_mapping(params)
 
 
 def _chat_format(llm: llama_cpp.Llama) -> ChatFormat:

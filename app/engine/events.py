@@ -36,6 +36,11 @@ class AnswerDelta:
     text: str
 
 
+def tokens_per_second(tokens: int, seconds: float) -> float:
+    """The rate every backend reports, rounded to 2 decimals (0 for no time at all)."""
+    return round(tokens / seconds, 2) if seconds > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class GenerationStats:
     prompt_tokens: int  # tokens of the rendered prompt, after dropping turns

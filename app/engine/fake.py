@@ -20,7 +20,14 @@ from typing import Any
 
 from app.engine.backend import BackendInfo
 from app.engine.errors import EngineBusyError
-from app.engine.events import Event, Finished, GenerationStats, PromptStarted, StopReason
+from app.engine.events import (
+    Event,
+    Finished,
+    GenerationStats,
+    PromptStarted,
+    StopReason,
+    tokens_per_second,
+)
 from app.engine.messages import with_system
 from app.engine.output import OutputParser
 from app.engine.params import DEFAULT_NUM_CTX, GenerationParams
@@ -74,7 +81,8 @@ class FakeEngine:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("the model is already generating; wait or cancel first")
         try:
-            yield from self._generate(with_system(messages, system), _params(params), think,
+            yield from self._generate(with_system(messages, system),
+                                      GenerationParams.coerce(params), think,
                                       cancel or threading.Event())
         finally:
             self._lock.release()
@@ -125,15 +133,9 @@ class FakeEngine:
         self.closed = True
 
 
-def _params(params: Mapping[str, Any] | GenerationParams | None) -> GenerationParams:
-    if isinstance(params, GenerationParams):
-        return params
-    return GenerationParams.from_mapping(params)
-
-
 def _stats(prompt_tokens: int, completion: int, ms: float, reason: StopReason) -> GenerationStats:
     return GenerationStats(
         prompt_tokens=prompt_tokens, prompt_evaluated=prompt_tokens,
         completion_tokens=completion, prompt_ms=0.0, generation_ms=round(ms, 2),
-        tokens_per_second=round(completion / (ms / 1000), 2) if ms > 0 else 0.0,
+        tokens_per_second=tokens_per_second(completion, ms / 1000),
         dropped_turns=0, stop_reason=reason, threads=1)

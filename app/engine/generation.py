@@ -16,7 +16,14 @@ from dataclasses import dataclass
 import llama_cpp
 
 from app.engine.errors import EngineError
-from app.engine.events import Event, Finished, GenerationStats, PromptStarted, StopReason
+from app.engine.events import (
+    Event,
+    Finished,
+    GenerationStats,
+    PromptStarted,
+    StopReason,
+    tokens_per_second,
+)
 from app.engine.output import OutputParser
 from app.engine.params import GenerationParams
 from converters.llama_runtime import (
@@ -144,7 +151,7 @@ class Generation:
             prompt_tokens=len(self._tokens), prompt_evaluated=self._evaluated,
             completion_tokens=self._completion, prompt_ms=round(self._clock.prompt_ms, 2),
             generation_ms=round(ms, 2),
-            tokens_per_second=round(self._completion / (ms / 1000), 2) if ms > 0 else 0.0,
+            tokens_per_second=tokens_per_second(self._completion, ms / 1000),
             dropped_turns=self._dropped, stop_reason=reason, threads=self._threads,
             first_token_ms=round(self._clock.first_token_ms, 2))
         texts = self._parser.texts

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
 
+from app.engine.backend import resolve_gpu_layers
 from app.engine.errors import ModelLoadError
+from app.engine.threads import ThreadPolicy
 from converters.llama_runtime import load_llama
+
+
+@dataclass(frozen=True)
+class OpenedModel:
+    """A loaded model with the thread policy and GPU layers it was loaded with."""
+
+    llm: llama_cpp.Llama
+    policy: ThreadPolicy
+    gpu_layers: int
+
+
+def open_model(path: Path | str, *, n_ctx: int, n_gpu_layers: int | None,
+               n_threads: int | None, classifier: bool = False,
+               f32_cache: bool = False) -> OpenedModel:
+    """What the chat engine and the classifier both do to load: `n_gpu_layers` None means
+    every layer on the GPU when the build can offload; `n_threads` None, the adaptive
+    policy (its first choice is the physical core count)."""
+    policy = ThreadPolicy(n_threads)
+    policy.warm_up()
+    gpu_layers = resolve_gpu_layers(n_gpu_layers)
+    llm = load_model(path, n_ctx=n_ctx, n_gpu_layers=gpu_layers,
+                     threads=n_threads or policy.cores, classifier=classifier,
+                     f32_cache=f32_cache)
+    return OpenedModel(llm, policy, gpu_layers)
 
 
 def load_model(path: Path | str, *, n_ctx: int, n_gpu_layers: int, threads: int,

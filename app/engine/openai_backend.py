@@ -66,6 +66,7 @@ from app.engine.events import (
     PromptStarted,
     StopReason,
     ThinkingDelta,
+    tokens_per_second,
 )
 from app.engine.messages import with_system
 from app.engine.output import OutputParser, Texts, ThinkSplitter
@@ -452,7 +453,7 @@ class _Reader:
             prompt_evaluated=self._usage.prompt_evaluated, completion_tokens=completion,
             prompt_ms=round((first - self._sent) * 1000, 2),
             generation_ms=round(generation_s * 1000, 2),
-            tokens_per_second=round(completion / generation_s, 2) if generation_s > 0 else 0.0,
+            tokens_per_second=tokens_per_second(completion, generation_s),
             dropped_turns=0, stop_reason=reason, threads=0)
         return Finished(self._texts.answer, self._texts.thinking, stats)
 

@@ -29,6 +29,11 @@ class GenerationParams:
     stop: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
+    def coerce(cls, params: Mapping[str, Any] | GenerationParams | None) -> GenerationParams:
+        """What every backend's `stream` accepts: params as they are, or a Modelfile dict."""
+        return params if isinstance(params, GenerationParams) else cls.from_mapping(params)
+
+    @classmethod
     def from_mapping(cls, params: Mapping[str, Any] | None) -> GenerationParams:
         """Build from a Modelfile-style dict; unknown keys (num_ctx, num_gpu...) are ignored
         here because they configure the model, not one generation."""

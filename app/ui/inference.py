@@ -68,10 +68,9 @@ def _run(job: Job, services: Services, post: Post) -> None:
         post(TurnFinished(job, None))
         return
     post(TurnAccepted(job))
-    system = job.system if job.system is not None else assistant.profile.system
-    events = assistant.engine.stream(
-        [*job.history, {"role": "user", "content": job.text}], system=system,
-        params=assistant.params(job.params), think=job.think, cancel=job.cancel)
+    events = assistant.stream([*job.history, {"role": "user", "content": job.text}],
+                              system=job.system, params=job.params, think=job.think,
+                              cancel=job.cancel)
     pump(job, events, post)
 
 

@@ -15,14 +15,12 @@ from typing import Any, Protocol
 
 from app.assistants.profiles import AssistantProfile, load_profile
 from app.assistants.registry import InstalledModel, installed_models
-from app.assistants.runtime import Assistant
-from app.paths import modelfiles_dir
+from app.assistants.runtime import Assistant, modelfile_for
 from app.store import Store
 from converters.errors import InputError
 
 # The picker's order: the four chat assistants of the design, then anything else installed.
 KNOWN_ASSISTANTS = ("moral-audit", "civic-qa", "sentencing", "general")
-GATE_MODEL = "intent-safety"
 
 
 class Gate(Protocol):
@@ -117,16 +115,11 @@ class Services:
         return self._profiles[name]
 
     def _read_profile(self, name: str) -> AssistantProfile | None:
-        model = self.model(name)
-        candidates = [model.modelfile] if model and model.modelfile else []
-        candidates.append(modelfiles_dir() / f"{name}.Modelfile")
-        for path in candidates:
-            if path is not None and path.is_file():
-                try:
-                    return load_profile(path)
-                except (OSError, InputError):
-                    continue
-        return None
+        path = modelfile_for(name, self.model(name))
+        try:
+            return load_profile(path) if path is not None else None
+        except (OSError, InputError):
+            return None
 
     # Loaded models (blocking: call from a thread worker)
 

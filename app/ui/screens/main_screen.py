@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from app.assistants.profiles import AssistantProfile
+from app.assistants.registry import GATE_MODEL
 from app.engine.events import Finished
 from app.store import Conversation, CorruptDatabaseError, DiskFullError, Message, StoreError
 from app.ui import exporting
@@ -51,7 +52,7 @@ from app.ui.screens.model_manager import ModelManager
 from app.ui.screens.options_editor import OptionsEditor, OptionsResult
 from app.ui.screens.prompt_form import FormResult
 from app.ui.screens.text_dialog import TextDialog
-from app.ui.services import GATE_MODEL, AssistantEntry, Services
+from app.ui.services import AssistantEntry, Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
