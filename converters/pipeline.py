@@ -26,13 +26,13 @@ from converters.manifest import (
 from converters.merged_weights import MergedWeights, load_adapters
 from converters.model_config import ModelConfig, read_model_config
 from converters.modelfile import read_modelfile, retarget_modelfile
+from converters.quant_types import QUANT_CHOICES
 from converters.quantize import QUANT_FTYPES, quantize
 from converters.safetensors_io import Checkpoint
 from converters.sources import Source, resolve_source
 from converters.staging import Staging
 from converters.verify import VerificationError, verify_gguf
 
-QUANT_CHOICES = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16", "BF16", "F32")
 # Unquantized type written before quantizing: F16 keeps 10 mantissa bits, so the small
 # deltas a LoRA adds to a bf16 weight survive the rounding better than with BF16.
 INTERMEDIATE_TYPE = "F16"

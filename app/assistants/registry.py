@@ -71,6 +71,16 @@ class InstalledModel:
         return "verified" if record.get("ok") else "FAILED"
 
 
+def human_size(n: int) -> str:
+    """A model's size as the model list and the app's model manager both show it."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.paths import modelfiles_dir, models_dir
 from converters.errors import InputError
-from converters.pipeline import QUANT_CHOICES, ConvertRequest, Progress, convert
+from converters.quant_types import QUANT_CHOICES
 from converters.recipes import RECIPES, recipe_sources
+
+if TYPE_CHECKING:
+    from converters.pipeline import ConvertRequest
 
 ASSISTANTS = tuple(RECIPES)
 __all__ = ["ASSISTANTS", "QUANT_CHOICES", "run_convert"]
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    # The pipeline loads llama.cpp: imported when a conversion runs, not when any
+    # `amicus` command builds its parser.
+    from converters.pipeline import Progress, convert
+
     request = _request(args)
     result = convert(request, Progress(enabled=True))
     if args.json:
@@ -28,6 +36,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> ConvertRequest:
+    from converters.pipeline import ConvertRequest
+
     common = {"quant": args.quant, "keep_intermediate": args.keep_intermediate,
               "verify": args.verify, "threads": args.threads}
     modelfile = Path(args.modelfile) if args.modelfile else None

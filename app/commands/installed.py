@@ -9,6 +9,7 @@ import sys
 from app.assistants.registry import (
     InstalledModel,
     find_model,
+    human_size,
     installed_models,
     remove_model,
     verify_model,
@@ -53,16 +54,8 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         note = "demo: random weights, meaningless text" if row["demo"] else ""
         print(f"{row['name']:<16} {row['kind']:<10} {row['quantization']:<8} "
-              f"{_size(int(row['size'])):>9}  {row['checksum']:<13} {note}")
+              f"{human_size(int(row['size'])):>9}  {row['checksum']:<13} {note}")
     return 0
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -91,7 +84,7 @@ def run_remove(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise InputError(f"refusing to remove {model.name} without --yes (no terminal to "
                              "ask on)")
-        answer = input(f"Remove {model.name} ({_size(model.size)}, {model.directory})? [y/N] ")
+        answer = input(f"Remove {model.name} ({human_size(model.size)}, {model.directory})? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("kept")
             return 0

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Markdown, Static
 
-from app.assistants.registry import InstalledModel, verify_model
+from app.assistants.registry import InstalledModel, human_size, verify_model
 from app.ui.messages import BackendProbed, ModelVerified
 from app.ui.services import Services
 
@@ -29,15 +29,6 @@ GUIDANCE = """\
 Then come back here, or restart Amicus.
 """
 COLUMNS = ("Name", "Kind", "Quant", "Size", "Checksum")
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def model_row(model: InstalledModel, loaded: str | None) -> tuple[Text | str, ...]:
