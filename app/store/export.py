@@ -99,13 +99,7 @@ def _note(message: Message) -> str:
         shown = ("" if message.blocked_probability is None
                  else f" (probability unsafe: {message.blocked_probability:.2f})")
         return f"> **Blocked by the intent-safety gate**{shown}: not sent to the assistant."
-    figures = []
-    if message.completion_tokens is not None:
-        figures.append(f"{message.completion_tokens} tokens")
-    if message.tokens_per_second is not None:
-        figures.append(f"{message.tokens_per_second:.1f} tokens/s")
-    if message.generation_ms is not None:
-        figures.append(f"{message.generation_ms / 1000:.1f} s")
+    figures = message.figures()
     notes = [_STATUS_NOTES.get(message.status, ""), f"_{' · '.join(figures)}_" if figures else ""]
     return " ".join(note for note in notes if note)
 

@@ -78,6 +78,17 @@ class Message:
     tokens_per_second: float | None = None
     blocked_probability: float | None = None
 
+    def figures(self, rate_unit: str = "tokens/s") -> list[str]:
+        """What is known of how the reply was made: tokens, rate, seconds."""
+        figures = []
+        if self.completion_tokens is not None:
+            figures.append(f"{self.completion_tokens} tokens")
+        if self.tokens_per_second is not None:
+            figures.append(f"{self.tokens_per_second:.1f} {rate_unit}")
+        if self.generation_ms is not None:
+            figures.append(f"{self.generation_ms / 1000:.1f} s")
+        return figures
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Message:
         # Read by field name, so columns a later migration adds never break old code.

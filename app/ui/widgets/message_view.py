@@ -23,14 +23,7 @@ THINKING = "Thinking"
 
 
 def stats_note(message: Message) -> str:
-    figures = []
-    if message.completion_tokens is not None:
-        figures.append(f"{message.completion_tokens} tokens")
-    if message.tokens_per_second is not None:
-        figures.append(f"{message.tokens_per_second:.1f} tok/s")
-    if message.generation_ms is not None:
-        figures.append(f"{message.generation_ms / 1000:.1f} s")
-    return " · ".join(figures)
+    return " · ".join(message.figures(rate_unit="tok/s"))
 
 
 def blocked_note(probability: float | None, threshold: float | None = None) -> str:
