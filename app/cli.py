@@ -1,7 +1,8 @@
 """`amicus` and its subcommands.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 internal
-failure, 130 interrupted. Subcommands import their heavy modules lazily so `--help` is fast.
+Exit codes (converters.errors): 0 success, 2 bad input or environment (one line on stderr
+naming the problem), 1 internal failure (a bug), 3 blocked by the intent-safety gate,
+130 interrupted. Subcommands import their heavy modules lazily so `--help` is fast.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from app import __version__
-
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -160,26 +159,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    from converters.errors import InputError
-
+    """Run a command; whatever fails is reported as app.errors describes it: one line on
+    stderr and the documented exit code (a bug: "internal error", the traceback on request)."""
     try:
         return handler(args)
-    except InputError as exc:
-        print(f"amicus: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("amicus: interrupted; nothing was left under a final name", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except OSError as exc:  # a full disk, a permission problem: say which file
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"amicus: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_FAILURE
-    except Exception as exc:  # internal failure: one line, the traceback on request
-        if os.environ.get("AMICUS_DEBUG"):
+    except BaseException as exc:
+        if isinstance(exc, (SystemExit, GeneratorExit)):
             raise
-        print(f"amicus: internal error: {type(exc).__name__}: {exc} "
-              "(set AMICUS_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+        from app.errors import describe
+
+        failure = describe(exc)
+        if failure.internal:
+            if os.environ.get("AMICUS_DEBUG"):
+                raise
+            print(f"amicus: internal error: {failure.line} "
+                  "(set AMICUS_DEBUG=1 for the traceback)", file=sys.stderr)
+        elif isinstance(exc, KeyboardInterrupt):
+            print(f"amicus: {failure.line}", file=sys.stderr)
+        else:
+            print(f"amicus: error: {failure.line}", file=sys.stderr)
+        return failure.exit_code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import llama_cpp
 import numpy as np
 from llama_cpp import _internals
 
+from converters.errors import InputError
+
 _GGUF_MAGIC = b"GGUF"
 # enum ggml_log_level of the vendored ggml: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 # (llama_cpp/_logger.py still documents an older order in which ERROR was 3).
@@ -54,23 +56,32 @@ def _first_load_error() -> str:
     return last_llama_error()
 
 
+class GGUFLoadError(InputError):
+    """A model file is missing, is not a GGUF, or llama.cpp refused to load it."""
+
+    title = "The model could not be loaded"
+
+
 def check_gguf_file(path: Path) -> None:
     """Refuse what llama.cpp would crash or fail obscurely on: missing, short, not GGUF."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+        raise GGUFLoadError(f"{path}: no such model file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise GGUFLoadError(f"{path}: cannot read the model file ({exc.strerror})") from exc
     if len(head) < 8 or head[:4] != _GGUF_MAGIC:
-        raise ValueError(f"{path}: not a GGUF file")
+        raise GGUFLoadError(f"{path}: not a GGUF file")
     (version,) = struct.unpack("<I", head[4:8])
     if version not in (2, 3):
-        raise ValueError(f"{path}: unsupported GGUF version {version}")
+        raise GGUFLoadError(f"{path}: unsupported GGUF version {version}")
 
 
 def load_llama(path: Path, *, n_ctx: int = 512, classifier: bool = False,
                n_threads: int | None = None, n_gpu_layers: int = 0,
                f32_cache: bool = False) -> llama_cpp.Llama:
-    """Load a GGUF; failures become one-line ValueErrors naming the file. `f32_cache`
+    """Load a GGUF; failures become one-line GGUFLoadErrors naming the file. `f32_cache`
     keeps the KV cache in F32 (exact comparisons) instead of llama.cpp's F16 default.
 
     A classifier gets a logical batch as large as its context: class_probabilities decodes
@@ -91,7 +102,8 @@ def load_llama(path: Path, *, n_ctx: int = 512, classifier: bool = False,
                                n_threads_batch=n_threads, verbose=False,
                                n_gpu_layers=n_gpu_layers, **options)
     except (ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: llama.cpp cannot load it ({_first_load_error()})") from exc
+        raise GGUFLoadError(f"{path}: llama.cpp cannot load it ({_first_load_error()})") \
+            from exc
 
 
 def class_probabilities(llm: llama_cpp.Llama, tokens: Sequence[int]) -> list[float]:
@@ -102,9 +114,9 @@ def class_probabilities(llm: llama_cpp.Llama, tokens: Sequence[int]) -> list[flo
     """
     n_out = llama_cpp.llama_model_n_cls_out(llm.model)
     if n_out <= 0:
-        raise ValueError("model has no classifier head")
+        raise InputError("model has no classifier head")
     if len(tokens) > llm.n_ctx():
-        raise ValueError(f"{len(tokens)} tokens exceed the context of {llm.n_ctx()}")
+        raise InputError(f"{len(tokens)} tokens exceed the context of {llm.n_ctx()}")
     llm._ctx.kv_cache_clear()
     llm._batch.reset()
     llm._batch.add_sequence(list(tokens), 0, False)
@@ -112,7 +124,7 @@ def class_probabilities(llm: llama_cpp.Llama, tokens: Sequence[int]) -> list[flo
     llm._batch.reset()
     pointer = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
     if not pointer:
-        raise ValueError("llama.cpp returned no pooled output (is pooling RANK?)")
+        raise InputError("llama.cpp returned no pooled output (is pooling RANK?)")
     return [float(pointer[i]) for i in range(n_out)]
 
 
@@ -123,7 +135,7 @@ def last_logits(llm: llama_cpp.Llama) -> np.ndarray:
     it is uninitialised memory (llama-cpp-python 0.3.36 samples inside llama.cpp)."""
     pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
     if not pointer:
-        raise ValueError("llama.cpp returned no logits for the last token")
+        raise InputError("llama.cpp returned no logits for the last token")
     return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
 
 

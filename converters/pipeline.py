@@ -13,25 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from converters.checkpoint.config import ModelConfig, read_model_config
+from converters.checkpoint.safetensors_io import Checkpoint
+from converters.checkpoint.sources import Source, resolve_source
 from converters.errors import InputError
-from converters.gguf_export import Provenance, write_gguf
-from converters.gguf_vocab import tokenizer_directory
-from converters.manifest import (
+from converters.gguf.vocab import tokenizer_directory
+from converters.gguf.writer import Provenance, write_gguf
+from converters.merge.merged_weights import MergedWeights, load_adapters
+from converters.ollama.modelfile import read_modelfile, retarget_modelfile
+from converters.outputs.manifest import (
     MANIFEST_NAME,
     build_manifest,
     output_entry,
     valid_model_name,
     write_manifest,
 )
-from converters.merged_weights import MergedWeights, load_adapters
-from converters.model_config import ModelConfig, read_model_config
-from converters.modelfile import read_modelfile, retarget_modelfile
-from converters.quant_types import QUANT_CHOICES
-from converters.quantize import QUANT_FTYPES, quantize
-from converters.safetensors_io import Checkpoint
-from converters.sources import Source, resolve_source
-from converters.staging import Staging
-from converters.verify import VerificationError, verify_gguf
+from converters.outputs.staging import Staging
+from converters.quantize.quantizer import QUANT_FTYPES, quantize
+from converters.quantize.types import QUANT_CHOICES
+from converters.verify.checks import VerificationError, verify_gguf
 
 # Unquantized type written before quantizing: F16 keeps 10 mantissa bits, so the small
 # deltas a LoRA adds to a bf16 weight survive the rounding better than with BF16.
@@ -104,7 +104,7 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
                 verification = verify_gguf(final, tokenizer_dir,
                                            classifier=config.is_classifier).as_dict()
             except VerificationError as exc:
-                raise InputError(f"verification failed: {exc}") from exc
+                raise VerificationError(f"verification failed: {exc}") from exc
             timings["verify"] = time.perf_counter() - t0
         if modelfile is not None:
             retarget_modelfile(modelfile, stage.path("Modelfile"), files[0][0])
@@ -114,7 +114,8 @@ def convert(request: ConvertRequest, progress: Progress | None = None) -> Conver
             name=request.name, architecture=config.architecture,
             gguf_architecture=config.gguf_arch, quantization=request.quant,
             sources=_describe_sources(base, adapters, weights), outputs=outputs,
-            verification=verification, merge=_merge_summary(weights), demo=request.demo)
+            verification=verification, merge=_merge_summary(weights), demo=request.demo,
+            classifier=config.is_classifier)
         write_manifest(stage.path(MANIFEST_NAME), manifest)
         committed = stage.commit([n for n, _ in files] + [MANIFEST_NAME])
     timings["total"] = time.perf_counter() - started
@@ -171,7 +172,7 @@ def _write_and_quantize(request: ConvertRequest, stage: Staging, weights: Merged
         try:
             quantize(stage.path(unquantized), stage.path(final), request.quant,
                      threads=request.threads, progress=report)
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # llama.cpp's reason, e.g. a tensor it cannot quantize
             raise InputError(str(exc)) from exc
     timings["quantize"] = time.perf_counter() - t0
     if request.keep_intermediate:

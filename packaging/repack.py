@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from amicus_bundle.repack import RepackError, repack_closure
-from amicus_bundle.requirements import ClosureError
+from amicus_bundle.errors import BundleError
+from amicus_bundle.repack import repack_closure
 from packaging.utils import canonicalize_name
 
 
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = repack_closure(args.names, args.dest, skip=skip,
                                  allow_modified=args.allow_modified)
-    except (RepackError, ClosureError) as error:
+    except BundleError as error:
         print(f"repack: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     for result in results:
         extra = f"  (modified: {', '.join(result.modified)})" if result.modified else ""
         print(f"{result.wheel}{extra}")

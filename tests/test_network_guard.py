@@ -32,8 +32,8 @@ def test_loopback_servers_still_work():
 
 def test_a_hub_repo_id_is_not_fetched_when_offline(tmp_path):
     """HF_HUB_OFFLINE is set for tests: a repo id that is not cached is a clear error."""
+    from converters.checkpoint.sources import resolve_source
     from converters.errors import InputError
-    from converters.sources import resolve_source
 
     with pytest.raises(InputError, match="not in the local Hugging Face cache"):
         resolve_source("Qwen/Qwen3-4B@main")

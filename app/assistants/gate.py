@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.assistants.catalog import GATE_MODEL
 from app.assistants.profiles import ClassifierProfile, load_classifier_profile
-from app.assistants.registry import GATE_MODEL, find_model
+from app.assistants.registry import NotInstalledError, find_model
 from app.engine.classifier import Verdict
 from app.paths import modelfiles_dir
-from converters.errors import InputError
 
 
 def classifier_profile() -> ClassifierProfile:
@@ -30,7 +30,7 @@ class IntentGate:
     def open(cls, *, root: Path | None = None, n_threads: int | None = None) -> IntentGate:
         model = find_model(GATE_MODEL, root)
         if not model.is_classifier:
-            raise InputError(f"{model.directory}: {GATE_MODEL} is not a classifier")
+            raise NotInstalledError(f"{model.directory}: {GATE_MODEL} is not a classifier")
         from app.engine import Classifier
 
         profile = classifier_profile()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from converters.errors import InputError
+
 _CONTEXT = "[Context/Scenario/Background:] {situation}"
 _INTENT = "[Intent/Objective/Goal:] {intention}"
 
@@ -54,7 +56,7 @@ _ACTION_FALLBACKS = {"action": ("action", "moral_action"),
                      "permissibility": ("action", "immoral_action")}
 
 
-class FrameError(ValueError):
+class FrameError(InputError):
     """A record lacks a field the frame needs (the message names it)."""
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import InputError
-from converters.modelfile import ParameterValue, read_modelfile
+from converters.ollama.modelfile import ParameterValue, read_modelfile
 
 # api.DefaultOptions() of Ollama v0.33: what Ollama samples with where a Modelfile is silent.
 OLLAMA_DEFAULTS: dict[str, int | float] = {

@@ -16,11 +16,16 @@ from typing import Any
 
 from app.paths import models_dir
 from converters.errors import InputError
-from converters.manifest import MANIFEST_NAME, sha256_file
+from converters.outputs.manifest import MANIFEST_NAME, sha256_file
 
 VERIFIED_NAME = ".verified.json"
-GATE_MODEL = "intent-safety"  # the classifier that gates conversations, installed by name
-CLASSIFIER_ARCHITECTURES = {"Qwen3ForSequenceClassification"}
+
+
+class NotInstalledError(InputError):
+    """No installed model of that name, or one that cannot serve as asked."""
+
+    title = "The assistant is not available"
+
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,13 @@ class InstalledModel:
 
     @property
     def is_classifier(self) -> bool:
-        return self.manifest.get("architecture") in CLASSIFIER_ARCHITECTURES
+        kind = self.manifest.get("kind")
+        if kind is not None:
+            return kind == "classifier"
+        # Manifests written before "kind": ask the architecture registry (loads gguf).
+        from converters.gguf.architectures import is_classifier_class
+
+        return is_classifier_class(str(self.manifest.get("architecture")))
 
     @property
     def size(self) -> int:
@@ -111,7 +122,7 @@ def find_model(name: str, root: Path | None = None) -> InstalledModel:
         return models[name]
     available = ", ".join(models) or "none (run `amicus demo`, `amicus convert` or "
     "`amicus models import-ollama`)"
-    raise InputError(f"no installed model named {name!r}; installed: {available}")
+    raise NotInstalledError(f"no installed model named {name!r}; installed: {available}")
 
 
 def verify_model(model: InstalledModel) -> list[str]:

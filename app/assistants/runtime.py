@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.assistants.catalog import finish_answer, spec_of
 from app.assistants.profiles import AssistantProfile, load_profile
-from app.assistants.registry import InstalledModel, find_model
-from app.assistants.sentencing_case import with_notice
+from app.assistants.registry import InstalledModel, NotInstalledError, find_model
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
-from app.paths import modelfiles_dir
-from converters.errors import InputError
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -52,9 +50,9 @@ class Assistant:
             params=self.params(params), think=think, cancel=cancel)
 
     def finish_answer(self, answer: str) -> str:
-        """The answer as shown and stored: sentencing answers carry the not-legal-advice
-        notice, whatever the model wrote."""
-        return with_notice(answer) if self.name == "sentencing" else answer
+        """The answer as shown and stored (the catalog's post-processing: sentencing
+        answers carry the not-legal-advice notice, whatever the model wrote)."""
+        return finish_answer(self.name, answer)
 
     def close(self) -> None:
         self.engine.close()
@@ -64,14 +62,14 @@ def modelfile_for(name: str, model: InstalledModel | None) -> Path | None:
     """The installed model's Modelfile, else the one Amicus ships for that assistant."""
     if model is not None and model.modelfile is not None:
         return model.modelfile
-    shipped = modelfiles_dir() / f"{name}.Modelfile"
-    return shipped if shipped.is_file() else None
+    spec = spec_of(name)
+    return spec.shipped_modelfile() if spec is not None else None
 
 
 def assistant_profile(model: InstalledModel) -> AssistantProfile:
     path = modelfile_for(model.name, model)
     if path is None:
-        raise InputError(f"{model.name}: no Modelfile next to {model.gguf.name}; chat "
+        raise NotInstalledError(f"{model.name}: no Modelfile next to {model.gguf.name}; chat "
                          "assistants need one (the classifier is used through --gate)")
     return load_profile(path)
 
@@ -82,7 +80,7 @@ def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str 
     """Load an installed assistant (the model stays mapped until `close`)."""
     model = find_model(name, root)
     if model.is_classifier:
-        raise InputError(f"{name} is a classifier: use `amicus classify` or --gate")
+        raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
     profile = assistant_profile(model)
     if endpoint:
         from app.engine.openai_backend import OpenAIBackend

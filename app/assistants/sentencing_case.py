@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from converters.errors import InputError
+
 NOT_LEGAL_ADVICE = (
     "【提示】以上内容由AI模型依据历史裁判文书的统计规律生成，仅供学习与参考，"
     "不构成法律意见或建议；实际量刑取决于具体案情、证据及司法政策，请咨询执业律师。"
@@ -39,7 +41,7 @@ SECTION_TITLES: dict[str, str] = {
 _INSTRUCTION = "请根据以下案件信息，依法分析犯罪事实的认定与法律定性，并给出量刑建议及理由。"
 
 
-class CaseError(ValueError):
+class CaseError(InputError):
     """The case lacks what any analysis needs (the message names the field)."""
 
 

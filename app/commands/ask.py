@@ -8,10 +8,9 @@ import sys
 from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
+from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
-from converters.errors import InputError
-
-EXIT_BLOCKED = 3
+from converters.errors import EXIT_BLOCKED, InputError
 
 
 def add_ask_parser(commands: argparse._SubParsersAction) -> None:
@@ -106,7 +105,7 @@ def _stream(assistant: Assistant, args: argparse.Namespace, text: str) -> Finish
             sys.stdout.flush()
         elif isinstance(event, Finished):
             return event
-    raise RuntimeError("the engine ended without a final event")
+    raise EngineError("the engine ended without a final event")
 
 
 def _result(assistant: Assistant, answer: str, finished: Finished,

@@ -7,15 +7,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.paths import modelfiles_dir, models_dir
+from app.assistants.catalog import NAMES, require
+from app.paths import models_dir
 from converters.errors import InputError
-from converters.quant_types import QUANT_CHOICES
-from converters.recipes import RECIPES, recipe_sources
+from converters.quantize.types import QUANT_CHOICES
+from converters.recipes import recipe_sources
 
 if TYPE_CHECKING:
     from converters.pipeline import ConvertRequest
 
-ASSISTANTS = tuple(RECIPES)
+ASSISTANTS = NAMES
 __all__ = ["ASSISTANTS", "QUANT_CHOICES", "run_convert"]
 
 
@@ -44,13 +45,11 @@ def _request(args: argparse.Namespace) -> ConvertRequest:
     if args.assistant:
         if args.adapter:
             raise InputError("with ASSISTANT, give a local fine-tune with --base, not --adapter")
-        base, adapters = recipe_sources(args.assistant, args.base)
+        spec = require(args.assistant)
+        base, adapters = recipe_sources(spec.name, spec.recipe, args.base)
         name = args.name or args.assistant
         out = Path(args.out) if args.out else models_dir() / name
-        recipe_modelfile = RECIPES[args.assistant].modelfile
-        if modelfile is None and recipe_modelfile:
-            candidate = modelfiles_dir() / f"{recipe_modelfile}.Modelfile"
-            modelfile = candidate if candidate.is_file() else None
+        modelfile = modelfile or spec.shipped_modelfile()
         return ConvertRequest(base=base, adapters=adapters, name=name, out_dir=out,
                               modelfile=modelfile, **common)
     missing = [flag for flag, value in (("--base", args.base), ("--name", args.name),

@@ -7,21 +7,22 @@ import argparse
 import time
 from pathlib import Path
 
-from app.paths import demo_sources_dir, modelfiles_dir, models_dir
-from converters.demo import DEMO_BUILDERS, build_demo_sources
-from converters.manifest import MANIFEST_NAME, read_manifest
+from app.assistants.catalog import CATALOG, AssistantSpec
+from app.paths import demo_sources_dir, models_dir
+from converters.outputs.manifest import MANIFEST_NAME, read_manifest
 from converters.pipeline import ConvertRequest, Progress, convert
-from converters.recipes import RECIPES
+from converters.synthetic.demo import build_stand_in
 
 
-def _to_build(models: Path, args: argparse.Namespace) -> tuple[str, ...]:
+def _to_build(models: Path, args: argparse.Namespace) -> list[AssistantSpec]:
     """Which stand-ins to build. A real model installed under an assistant's name is never
     replaced by random weights; an installed demo is kept unless --rebuild."""
-    names = []
-    for name in DEMO_BUILDERS:
+    specs = []
+    for spec in CATALOG:
+        name = spec.name
         manifest_path = models / name / MANIFEST_NAME
         if args.sources_only or not manifest_path.is_file():
-            names.append(name)
+            specs.append(spec)
             continue
         try:
             is_demo = bool(read_manifest(manifest_path).get("demo"))
@@ -30,31 +31,28 @@ def _to_build(models: Path, args: argparse.Namespace) -> tuple[str, ...]:
         if not is_demo:
             print(f"  {name:<14} a real model is installed: left as it is")
         elif args.rebuild:
-            names.append(name)
+            specs.append(spec)
         else:
             print(f"  {name:<14} demo already installed (--rebuild to build it again)")
-    return tuple(names)
+    return specs
 
 
 def run_demo(args: argparse.Namespace) -> int:
     models = Path(args.out) if args.out else models_dir()
     sources_root = models.parent / "demo-sources" if args.out else demo_sources_dir()
     print("Demo models: random weights, their text is meaningless.", flush=True)
-    for source in build_demo_sources(sources_root, _to_build(models, args)):
+    for spec in _to_build(models, args):
+        source = build_stand_in(spec.stand_in, sources_root / spec.name)
         if args.sources_only:
-            print(f"  {source.name:<14} {source.summary}")
+            print(f"  {spec.name:<14} {source.summary}")
             continue
         started = time.perf_counter()
-        recipe_modelfile = RECIPES[source.name].modelfile
-        modelfile = modelfiles_dir() / f"{recipe_modelfile}.Modelfile" if (
-            recipe_modelfile) else None
         result = convert(ConvertRequest(
             base=str(source.base), adapters=tuple(str(a) for a in source.adapters),
-            name=source.name, out_dir=models / source.name,
-            modelfile=modelfile if modelfile and modelfile.is_file() else None, demo=True),
-            Progress(enabled=False))
+            name=spec.name, out_dir=models / spec.name, modelfile=spec.shipped_modelfile(),
+            demo=True), Progress(enabled=False))
         size = result.outputs[0].stat().st_size
-        print(f"  {source.name:<14} {size / 1e6:6.1f} MB  {time.perf_counter() - started:5.1f} s"
+        print(f"  {spec.name:<14} {size / 1e6:6.1f} MB  {time.perf_counter() - started:5.1f} s"
               f"  {source.summary}", flush=True)
     where = sources_root if args.sources_only else models
     print(f"Demo {'sources' if args.sources_only else 'models'} in {where}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import InputError
-from converters.manifest import valid_model_name
+from converters.outputs.manifest import valid_model_name
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ class Plan:
 
 
 def run_import_ollama(args: argparse.Namespace) -> int:
-    from converters.ollama_store import find_store, open_model, parse_name
+    from converters.ollama.store import find_store, open_model, parse_name
 
     name = parse_name(args.name)
     store = find_store(Path(args.store).expanduser() if args.store else None)
@@ -86,7 +86,7 @@ def run_import_ollama(args: argparse.Namespace) -> int:
 
 def _plan(model: Any, args: argparse.Namespace) -> Plan:
     from app.paths import models_dir
-    from converters.manifest import MANIFEST_NAME
+    from converters.outputs.manifest import MANIFEST_NAME
 
     local = args.local_name or _default_local_name(model.name)
     if not valid_model_name(local):
@@ -111,7 +111,7 @@ def _default_local_name(name: Any) -> str:
 def _verify_gguf_blob(model: Any, blob: Path) -> None:
     from tqdm import tqdm
 
-    from converters.ollama_store import verify_blob
+    from converters.ollama.store import verify_blob
 
     with tqdm(total=model.gguf.size, desc="verify sha256", unit="B", unit_scale=True,
               unit_divisor=1024, file=sys.stderr, leave=False,
@@ -142,12 +142,9 @@ def _check_loads(blob: Path) -> dict[str, Any]:
     import llama_cpp
 
     from converters.llama_runtime import load_llama
-    from converters.verify import VerificationError, greedy_check
+    from converters.verify.checks import VerificationError, greedy_check
 
-    try:
-        llm = load_llama(blob, n_ctx=256)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputError(f"{exc}") from exc
+    llm = load_llama(blob, n_ctx=256)
     try:
         evaluated = greedy_check(llm, 0)  # the prompt's logits are finite
         return {"loaded": True, "n_vocab": llm.n_vocab(),
@@ -160,7 +157,7 @@ def _check_loads(blob: Path) -> dict[str, Any]:
 
 
 def _modelfile_text(model: Any, gguf_name: str) -> tuple[str, list[str]]:
-    from converters.modelfile import build_modelfile, render_modelfile
+    from converters.ollama.modelfile import build_modelfile, render_modelfile
 
     parameters, notes = _typed_parameters(model.parameters)
     messages, skipped = _messages(model.messages)
@@ -174,7 +171,7 @@ def _modelfile_text(model: Any, gguf_name: str) -> tuple[str, list[str]]:
 
 
 def _typed_parameters(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    from converters.modelfile import LIST_PARAMETERS, PARAMETERS, format_parameter
+    from converters.ollama.modelfile import LIST_PARAMETERS, PARAMETERS, format_parameter
 
     typed: dict[str, Any] = {}
     notes: list[str] = []
@@ -208,7 +205,7 @@ def _messages(raw: tuple[dict[str, Any], ...]) -> tuple[list[tuple[str, str]], l
 
 
 def _install(model: Any, plan: Plan, *, copy: bool) -> str:
-    from converters.staging import Staging
+    from converters.outputs.staging import Staging
 
     created = not plan.target.exists()
     try:
@@ -245,7 +242,7 @@ def _place(blob: Path, destination: Path, *, copy: bool) -> str:
 
 def _previous_outputs(target: Path) -> set[str]:
     """Files a replaced installation listed in its manifest (removed after --force)."""
-    from converters.manifest import read_manifest
+    from converters.outputs.manifest import read_manifest
 
     try:
         manifest = read_manifest(target / "manifest.json")
@@ -255,7 +252,7 @@ def _previous_outputs(target: Path) -> set[str]:
 
 
 def _write_install_manifest(stage: Any, model: Any, plan: Plan, how: str) -> None:
-    from converters.manifest import build_manifest, output_entry, write_manifest
+    from converters.outputs.manifest import build_manifest, output_entry, write_manifest
 
     gguf = {"file": plan.gguf_name, "role": "model", "size": model.gguf.size,
             "sha256": model.gguf.digest, "placed_as": how.split(" (")[0]}

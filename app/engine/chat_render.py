@@ -25,10 +25,12 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from converters.errors import InputError
+
 REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(InputError):
     """The template refused the conversation (raise_exception) or is not valid Jinja."""
 
 

@@ -10,6 +10,7 @@ import llama_cpp
 from app.engine.backend import resolve_gpu_layers
 from app.engine.errors import ModelLoadError
 from app.engine.threads import ThreadPolicy
+from converters.errors import InputError
 from converters.llama_runtime import load_llama
 
 
@@ -44,5 +45,5 @@ def load_model(path: Path | str, *, n_ctx: int, n_gpu_layers: int, threads: int,
     try:
         return load_llama(Path(path), n_ctx=n_ctx, classifier=classifier, n_threads=threads,
                           n_gpu_layers=n_gpu_layers, f32_cache=f32_cache)
-    except (OSError, ValueError) as exc:
+    except (OSError, InputError) as exc:
         raise ModelLoadError(str(exc)) from exc

@@ -10,13 +10,19 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from converters.errors import AmicusError, one_line
 
-class StoreError(Exception):
+
+class StoreError(AmicusError):
     """Any failure of the conversation store; str() is one line, fit for a dialog."""
+
+    title = "The conversations could not be read or saved"
 
 
 class CorruptDatabaseError(StoreError):
     """The database file is damaged or is not a SQLite database at all."""
+
+    title = "The conversation database is damaged"
 
 
 class SchemaTooNewError(StoreError):
@@ -26,14 +32,11 @@ class SchemaTooNewError(StoreError):
 class DiskFullError(StoreError):
     """A write failed because the disk (or the database's size limit) is full."""
 
+    title = "The disk is full"
+
 
 class NotFoundError(StoreError, LookupError):
     """No conversation or message with that id (deleted meanwhile, perhaps)."""
-
-
-def one_line(text: str) -> str:
-    """Collapse whitespace so a message never spills over several lines."""
-    return " ".join(text.split())
 
 
 def from_sqlite(exc: sqlite3.Error, where: str) -> StoreError:

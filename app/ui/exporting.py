@@ -3,7 +3,6 @@ existing file, never a half-written file under the final name."""
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 from pathlib import Path
@@ -37,9 +36,3 @@ def write(path: str | Path, text: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
-
-
-def error_title(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "The disk is full"
-    return "The conversation could not be exported"

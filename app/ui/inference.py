@@ -11,14 +11,9 @@ from collections.abc import Callable, Iterable
 
 from textual.message import Message
 
-from app.engine.errors import (
-    ContextOverflowError,
-    EngineBusyError,
-    EngineError,
-    ModelLoadError,
-)
+from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Event, Finished, PromptStarted, ThinkingDelta
-from app.store import DiskFullError, StoreError
+from app.errors import describe
 from app.ui.job import Job
 from app.ui.messages import (
     GateChecking,
@@ -31,7 +26,6 @@ from app.ui.messages import (
     TurnFinished,
 )
 from app.ui.services import Services
-from converters.errors import InputError
 
 BATCH_SECONDS = 0.03
 Post = Callable[[Message], object]
@@ -42,7 +36,7 @@ def run_turn(job: Job, services: Services, post: Post) -> None:
     try:
         _run(job, services, post)
     except Exception as exc:  # whatever happens, the screen hears of it and carries on
-        post(TurnFailed(job, failure_title(exc), exc))
+        post(TurnFailed(job, describe(exc).title, exc))
 
 
 def _run(job: Job, services: Services, post: Post) -> None:
@@ -103,28 +97,3 @@ def pump(job: Job, events: Iterable[Event], post: Post,
         if clock() - last >= BATCH_SECONDS:
             flush()
     raise EngineError("the engine stopped without finishing the reply")
-
-
-def failure_title(exc: BaseException) -> str:
-    """The dialog's title for a failed turn."""
-    titles: list[tuple[type[BaseException], str]] = [
-        (ModelLoadError, "The model could not be loaded"),
-        (ContextOverflowError, "The message does not fit the model's context"),
-        (EngineBusyError, "The model is busy"),
-        (EngineError, "The engine failed"),
-        (InputError, "The assistant is not available"),
-        (DiskFullError, "The disk is full"),
-        (StoreError, "The conversation could not be saved"),
-        (OSError, "A file could not be read or written"),
-    ]
-    return next((title for kind, title in titles if isinstance(exc, kind)), "Unexpected error")
-
-
-def failure_text(exc: BaseException) -> str:
-    """One line for the dialog's body."""
-    if isinstance(exc, (EngineError, InputError, StoreError)):
-        return str(exc)
-    if isinstance(exc, OSError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}"
-    return f"{type(exc).__name__}: {exc}"

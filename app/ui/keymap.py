@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from converters.errors import InputError
+
 Scope = Literal["app", "main", "prompt"]
 MODIFIERS = frozenset({"ctrl", "shift", "alt", "super", "meta", "hyper"})
 _NAMED_KEYS = frozenset({
@@ -91,7 +93,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 ACTION_IDS: frozenset[str] = frozenset(spec.id for spec in ACTIONS)
 
 
-class KeymapError(ValueError):
+class KeymapError(InputError):
     """A keymap entry names no action, or gives keys Textual cannot bind."""
 
 

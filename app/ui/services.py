@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.assistants.catalog import chat_assistants
 from app.assistants.profiles import AssistantProfile, load_profile
 from app.assistants.registry import InstalledModel, installed_models
 from app.assistants.runtime import Assistant, modelfile_for
 from app.store import Store
 from converters.errors import InputError
-
-# The picker's order: the four chat assistants of the design, then anything else installed.
-KNOWN_ASSISTANTS = ("moral-audit", "civic-qa", "sentencing", "general")
 
 
 class Gate(Protocol):
@@ -104,7 +102,8 @@ class Services:
         """The picker's entries: the known assistants (installed or not), then other
         installed chat models; the classifier is a gate, not an assistant."""
         chat = {m.name: m for m in self.models() if not m.is_classifier}
-        names = [*KNOWN_ASSISTANTS, *sorted(set(chat) - set(KNOWN_ASSISTANTS))]
+        known = [spec.name for spec in chat_assistants()]  # the catalog's order
+        names = [*known, *sorted(set(chat) - set(known))]
         return [AssistantEntry(name, chat.get(name)) for name in names]
 
     def profile(self, name: str) -> AssistantProfile | None:

@@ -13,15 +13,13 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from amicus_bundle import archive, wheelhouse
-from amicus_bundle.models import BundleModel, ModelError, select_models
+from amicus_bundle.errors import BundleError
+from amicus_bundle.models import BundleModel, select_models
 from amicus_bundle.progress import Steps, human_size, note
-from amicus_bundle.repack import RepackError
-from amicus_bundle.requirements import ClosureError
 
 PACKAGING = Path(__file__).resolve().parents[1]
 SOURCE_TREE = PACKAGING.parent
 INSTALLERS = ("install.sh", "install.ps1")
-EXIT_FAILURE, EXIT_USAGE = 1, 2
 AVX512_WARNING = (
     "WARNING: this llama-cpp-python was compiled for a CPU with AVX-512 (llama.cpp builds "
     "for the build machine's own CPU unless GGML_NATIVE=OFF). Most laptops lack it and "
@@ -235,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                      "this platform and Python only")
     try:
         built = build(args)
-    except (ModelError, wheelhouse.WheelhouseError, RepackError, ClosureError) as error:
+    except BundleError as error:
         print(f"bundle: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return error.exit_code
     except KeyboardInterrupt:
         print("bundle: interrupted; no archive was written", file=sys.stderr)
         return 130

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from amicus_bundle.errors import BundleError
 from app.assistants.registry import InstalledModel, find_model, installed_models, verify_model
 from converters.errors import InputError
-from converters.manifest import MANIFEST_NAME
+from converters.outputs.manifest import MANIFEST_NAME
 
 
-class ModelError(RuntimeError):
+class ModelError(BundleError):
     """A named model is missing, or its files do not match its manifest."""
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
+from amicus_bundle.errors import BundleError
+
 # Written by pip at install time; a wheel never holds them (RECORD is written anew).
 INSTALL_ONLY = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
 # Fixed timestamps: the same environment repacks into byte-identical wheels, so a bundle's
@@ -33,7 +35,7 @@ SCRIPT_GROUPS = ("console_scripts", "gui_scripts")
 CHANGED = "changed since it was installed (hash differs from RECORD)"
 
 
-class RepackError(RuntimeError):
+class RepackError(BundleError):
     """The installed files cannot be turned back into a faithful wheel."""
 
 

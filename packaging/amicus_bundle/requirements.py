@@ -11,8 +11,10 @@ from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from amicus_bundle.errors import BundleError
 
-class ClosureError(RuntimeError):
+
+class ClosureError(BundleError):
     """A required distribution is not installed, or its version does not fit."""
 
 

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlparse
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from amicus_bundle.errors import BundleError
 from amicus_bundle.progress import note
 from amicus_bundle.repack import repack_closure
 
@@ -45,7 +46,7 @@ GPU_NAMES = {"cuda": "CUDA", "metal": "Metal", "vulkan": "Vulkan", "hip": "ROCm"
              "sycl": "SYCL"}
 
 
-class WheelhouseError(RuntimeError):
+class WheelhouseError(BundleError):
     """The wheelhouse cannot be completed for the target."""
 
 

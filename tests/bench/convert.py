@@ -22,7 +22,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from converters import synthetic
+from converters.synthetic import checkpoints as synthetic
 
 QWEN3_06B = synthetic.Shape(hidden=1024, intermediate=3072, layers=28, heads=16, kv_heads=8,
                             head_dim=128, vocab=151936)

@@ -45,8 +45,8 @@ BUSY_LOOP = "while True: pass"
 
 
 def build_model(workdir: Path) -> Path:
-    from converters import synthetic
     from converters.pipeline import ConvertRequest, Progress, convert
+    from converters.synthetic import checkpoints as synthetic
 
     shape = synthetic.Shape(hidden=1024, intermediate=3072, layers=28, heads=16, kv_heads=8,
                             head_dim=128, vocab=151936)

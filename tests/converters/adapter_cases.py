@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from converters import synthetic
+from converters.synthetic import checkpoints as synthetic
 
 # adapter kind -> (base name, transformers class that loads that base)
 ADAPTER_BASES: dict[str, tuple[str, str]] = {

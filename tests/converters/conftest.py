@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from converters import synthetic
+from converters.synthetic import checkpoints as synthetic
 
 
 @dataclass(frozen=True)

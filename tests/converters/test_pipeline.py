@@ -9,7 +9,7 @@ import gguf
 import pytest
 
 from converters.errors import InputError
-from converters.manifest import sha256_file
+from converters.outputs.manifest import sha256_file
 from converters.pipeline import ConvertRequest, Progress, convert
 
 QUIET = Progress(enabled=False)
@@ -128,7 +128,7 @@ def test_interrupt_leaves_nothing_and_rerun_works(tmp_path, sources, monkeypatch
 def test_a_failed_rerun_keeps_the_previous_outputs(tmp_path, sources, monkeypatch):
     _convert(sources.qwen3, tmp_path, quant="F16", verify=False)
     before = sha256_file(tmp_path / "m.F16.gguf")
-    import converters.gguf_export as export
+    import converters.gguf.writer as export
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "m.F16.gguf"))
@@ -174,7 +174,7 @@ def test_numpy_is_enough_at_run_time():
 
 def test_row_streaming_writes_the_same_bytes(tmp_path, sources, monkeypatch):
     """Large untouched tensors stream in row blocks; the file must not change."""
-    import converters.gguf_export as export
+    import converters.gguf.writer as export
 
     whole = _convert(sources.qwen3, tmp_path / "whole", quant="F32", verify=False)
     monkeypatch.setattr(export, "STREAM_BLOCK_BYTES", 4096)
@@ -184,7 +184,7 @@ def test_row_streaming_writes_the_same_bytes(tmp_path, sources, monkeypatch):
 
 def test_tokenizer_mismatch_fails_verification(tmp_path, sources, monkeypatch):
     """A GGUF whose vocabulary differs from the source tokenizer is an error, not a warning."""
-    import converters.gguf_vocab as vocab
+    import converters.gguf.vocab as vocab
 
     real = vocab._bpe_tokens
 

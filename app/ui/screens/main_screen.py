@@ -20,14 +20,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
+from app.assistants.catalog import GATE_MODEL, spec_of
 from app.assistants.profiles import AssistantProfile
-from app.assistants.registry import GATE_MODEL
 from app.engine.events import Finished
-from app.store import Conversation, CorruptDatabaseError, DiskFullError, Message, StoreError
+from app.errors import DISK_FULL, describe
+from app.store import Conversation, Message, StoreError
 from app.ui import exporting
 from app.ui.bindings import bindings
 from app.ui.config import UIConfig
-from app.ui.inference import failure_text, run_turn
+from app.ui.inference import run_turn
 from app.ui.job import Job
 from app.ui.keymap import first_key
 from app.ui.messages import (
@@ -72,7 +73,9 @@ from app.ui.widgets.prompt_input import PromptInput
 from app.ui.widgets.status_bar import StatusBar
 
 T = TypeVar("T")
-FORMS = {"moral-audit": FrameForm, "sentencing": CaseForm}
+# The screens of the catalog's structured forms.
+FORM_SCREENS: dict[str, type[FrameForm] | type[CaseForm]] = {
+    "moral_frames": FrameForm, "sentencing_case": CaseForm}
 # Messages drawn when a conversation opens (a long one would delay the first paint and
 # every switch); the earlier ones are one key or click away.
 WINDOW = 8
@@ -81,14 +84,6 @@ LAST_ASSISTANT = "ui.assistant"  # store setting: the assistant shown at the las
 
 class StoreFailed(Exception):
     """A store call failed and its dialog is shown: the handler stops there."""
-
-
-def store_error_title(exc: StoreError) -> str:
-    if isinstance(exc, DiskFullError):
-        return "The disk is full"
-    if isinstance(exc, CorruptDatabaseError):
-        return "The conversation database is damaged"
-    return "The conversations could not be read or saved"
 
 
 class MainScreen(Screen[None]):
@@ -154,12 +149,17 @@ class MainScreen(Screen[None]):
     def show_error(self, title: str, message: str) -> None:
         self.app.push_screen(ErrorDialog(title, message))
 
+    def show_failure(self, exc: BaseException, title: str | None = None) -> None:
+        """The dialog for a failure, as app.errors describes it."""
+        failure = describe(exc)
+        self.show_error(title or failure.title, failure.line)
+
     def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store call; on failure its dialog is shown and StoreFailed raised."""
         try:
             return call(*args, **kwargs)
         except StoreError as exc:
-            self.show_error(store_error_title(exc), str(exc))
+            self.show_failure(exc)
             raise StoreFailed from exc
 
     def _store_or(self, default: T, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -245,12 +245,17 @@ class MainScreen(Screen[None]):
                     f"{self.key('models')} shows the installed models.")
         lines = [f"**{entry.name}**: type a message and press {self.key('submit')} "
                  f"({self.key('newline')} starts a new line)."]
-        if entry.name in FORMS:
+        if self.form() is not None:
             lines.append(f"{self.key('open_form')} opens the structured form.")
         if entry.demo:
             lines.append("This is a **demo model**: random weights, meaningless text.")
         lines.append(f"{self.key('palette')} lists every command.")
         return "\n\n".join(lines)
+
+    def form(self) -> type[FrameForm] | type[CaseForm] | None:
+        """The structured form of the assistant shown (the catalog says which)."""
+        spec = spec_of(self.entry.name) if self.entry else None
+        return FORM_SCREENS[spec.form] if spec is not None and spec.form else None
 
     def ensure_conversation(self) -> Conversation:
         """The conversation shown, created first if there is none (StoreFailed)."""
@@ -504,7 +509,7 @@ class MainScreen(Screen[None]):
             return
         self.end_turn("the last reply failed")
         if job.reply_id is not None and not job.discard:
-            note = f"the reply failed: {failure_text(event.error)}"
+            note = f"the reply failed: {describe(event.error).line}"
             self._store_or(None, self.services.store.update_message, job.reply_id,
                            content=job.answer, thinking=job.thinking or None, status="error")
             view = self.job_view(job)
@@ -512,7 +517,7 @@ class MainScreen(Screen[None]):
                 await view.finish(job.answer, job.thinking, note, "error")
             if not self.prompt.text.strip():
                 self.prompt.set_text(job.text)
-        self.show_error(event.title, failure_text(event.error))
+        self.show_failure(event.error, event.title)
 
     def end_turn(self, state: str) -> None:
         self.job = None
@@ -524,7 +529,8 @@ class MainScreen(Screen[None]):
         if event.worker.group == "inference" and event.state == WorkerState.ERROR:
             self.end_turn("the last reply failed")
             error = event.worker.error
-            self.show_error("Unexpected error", failure_text(error) if error else "unknown")
+            if error is not None:
+                self.show_failure(error)
 
     # Actions (see app.ui.keymap for their keys)
 
@@ -647,7 +653,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(OptionsEditor(conversation, self.profile), edited)
 
     def action_open_form(self) -> None:
-        form = FORMS.get(self.entry.name if self.entry else "")
+        form = self.form()
         if form is None:
             self.notify("Structured forms: moral-audit (four frames) and sentencing (the case).")
             return
@@ -686,7 +692,8 @@ class MainScreen(Screen[None]):
         try:
             written = exporting.write(path, text)
         except OSError as exc:
-            self.show_error(exporting.error_title(exc), failure_text(exc))
+            self.show_failure(exc, title=None if exc.errno in DISK_FULL
+                              else "The conversation could not be exported")
             return
         self.notify(f"Exported to {written}", title="Export", markup=False)
 

@@ -15,7 +15,7 @@ from app.assistants.profiles import (
 )
 from app.paths import modelfiles_dir
 from converters.errors import InputError
-from converters.modelfile import ModelfileError
+from converters.ollama.modelfile import ModelfileError
 from tests.seeds import seed_file
 
 TASK_SHA256 = "f7b15b0b66bc4a4cb2edbb6c35952d4167aa6be57334ecb8d2e81f4a51aa753a"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from converters import synthetic
 from converters.pipeline import ConvertRequest, Progress, convert
+from converters.synthetic import checkpoints as synthetic
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.engine.chat_render import ChatTemplateError, render_chat, thinking_default
-from converters import chat_templates as ct
+from converters.synthetic import chat_templates as ct
 
 QWEN = {"bos_token": None, "eos_token": "<|im_end|>"}
 LLAMA = {"bos_token": "<s>", "eos_token": "</s>"}

@@ -30,8 +30,8 @@ from app.engine.events import (
 from app.engine.openai_backend import Endpoint, EndpointError, OpenAIBackend
 from app.engine.params import GenerationParams
 from app.engine.protocol import ChatEngine
-from converters import synthetic
 from converters.pipeline import ConvertRequest, Progress, convert
+from converters.synthetic import checkpoints as synthetic
 
 HI = [{"role": "user", "content": "hi"}]
 GREEDY = {"temperature": 0.0, "top_k": 1, "seed": 1}

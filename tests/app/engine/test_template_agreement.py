@@ -19,10 +19,10 @@ import pytest
 
 from app.engine.chat_render import render_chat
 from app.paths import modelfiles_dir
-from converters import chat_templates as ct
-from converters import synthetic
-from converters.modelfile import Modelfile, read_modelfile
+from converters.ollama.modelfile import Modelfile, read_modelfile
 from converters.pipeline import ConvertRequest, Progress, convert
+from converters.synthetic import chat_templates as ct
+from converters.synthetic import checkpoints as synthetic
 from tests.tools import go_template
 from tests.tools.go_template import case
 

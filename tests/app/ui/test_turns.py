@@ -9,11 +9,10 @@ from pathlib import Path
 from rich.cells import cell_len
 
 from app.assistants.sentencing_case import NOT_LEGAL_ADVICE
-from app.engine.errors import ContextOverflowError, ModelLoadError
 from app.engine.events import AnswerDelta, Finished, GenerationStats, PromptStarted, ThinkingDelta
-from app.store import DiskFullError, Message
+from app.store import Message
 from app.ui import exporting
-from app.ui.inference import failure_text, failure_title, pump
+from app.ui.inference import pump
 from app.ui.job import Job
 from app.ui.messages import PromptReading, StreamChunk, TurnFinished
 from app.ui.turns import Figures, auto_title, engine_history, printable
@@ -101,16 +100,6 @@ def test_footer_figures():
     assert empty.describe() == "ctx 0/4096 (0%)"
     full = Figures(412, 96, 28.2, 3.4, 4096)
     assert full.describe() == "96 tokens · 28.2 tok/s · 3.4 s · ctx 508/4096"
-
-
-def test_failures_get_a_title_and_a_line():
-    assert failure_title(ModelLoadError("x")) == "The model could not be loaded"
-    assert failure_title(ContextOverflowError("x")) == ("The message does not fit the "
-                                                         "model's context")
-    assert failure_title(DiskFullError("x")) == "The disk is full"
-    assert failure_title(RuntimeError("x")) == "Unexpected error"
-    assert failure_text(OSError(28, "No space left on device", "/x.md")) == (
-        "No space left on device: /x.md")
 
 
 def test_export_never_overwrites(tmp_path: Path):

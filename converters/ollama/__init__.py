@@ -1,0 +1,1 @@
+"""Ollama's formats: the Modelfile (an Ollama-exact parser and writer) and a local store."""

@@ -1,0 +1,1 @@
+"""Stage 7: outputs appear atomically (staging) with their manifest (checksums, sources)."""
