@@ -1,8 +1,12 @@
 # The two commands of the README:
 #   make run   - set up everything and run Amicus
 #   make test  - set up everything and run the full test suite
-# Everything installs into .venv; llama-cpp-python is compiled from source on platforms
-# without a wheel (about 7 minutes on 2 cores, once: pip caches the built wheel).
+# Everything installs into .venv. llama-cpp-python is compiled from source once (about 7
+# minutes on 2 cores) by packaging/gpu-build.sh cpu: a portable build (GGML_NATIVE=OFF,
+# AVX2), the same wheel an offline bundle carries. A native build would use whatever the
+# build machine has, e.g. AMX on a Xeon, whose llama.cpp kernels crash on small models, or
+# AVX-512 that most laptops lack. The wheel is kept in ~/.cache/amicus (pip's own cache
+# cannot be used: it does not know the CMake arguments a wheel was built with).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,18 +14,27 @@ BIN    := $(VENV)/bin
 JOBS   := $(shell nproc 2>/dev/null || echo 2)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(JOBS)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9][0-9.]*\)".*/\1/p' pyproject.toml | head -n 1)
+LLAMA_WHEELS  ?= $(HOME)/.cache/amicus/llama-cpu-$(LLAMA_VERSION)
 
-.PHONY: run test lint bench clean go-toolchain tmux-tool
+.PHONY: run test lint typecheck bench clean go-toolchain tmux-tool
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-llama: pyproject.toml | $(BIN)/python
+	@ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+	  PYTHON=$(BIN)/python packaging/gpu-build.sh cpu --out $(LLAMA_WHEELS)
+	$(BIN)/python -m pip install --progress-bar off --no-deps --force-reinstall \
+	  $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	touch $@
+
+$(VENV)/.installed-run: pyproject.toml $(VENV)/.installed-llama | $(BIN)/python
 	$(BIN)/python -m pip install --progress-bar off -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-llama | $(BIN)/python
 	$(BIN)/python -m pip install --progress-bar off -e '.[test,reference]'
 	touch $@ $(VENV)/.installed-run
 
@@ -50,11 +63,14 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test go-toolchain tmux-tool
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# ruff's linter and mypy over app/ and converters/ ([tool.mypy] in pyproject.toml). The
+# code keeps its own line layout (hanging indents), so `ruff format` is not enforced.
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Benchmarks print figures (README "Measured"); they are never part of `make test`.
 bench: $(VENV)/.installed-test
