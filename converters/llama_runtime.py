@@ -15,6 +15,7 @@ import struct
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import numpy as np
@@ -90,7 +91,7 @@ def load_llama(path: Path, *, n_ctx: int = 512, classifier: bool = False,
     scores on a 4B model)."""
     check_gguf_file(path)
     quiet_llama_logs()
-    options: dict[str, object] = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_RANK,
+    options: dict[str, Any] = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_RANK,
                                   "embedding": True,
                                   "n_batch": n_ctx} if classifier else {}
     if f32_cache:
@@ -216,8 +217,7 @@ class Sampler:
         if min_p > 0:
             self._chain.add_min_p(min_p, 1)
         self._chain.add_temp(temperature)
-        random_seed = seed is None or seed < 0
-        self._chain.add_dist(llama_cpp.LLAMA_DEFAULT_SEED if random_seed else seed)
+        self._chain.add_dist(llama_cpp.LLAMA_DEFAULT_SEED if seed is None or seed < 0 else seed)
 
     def sample(self, llm: llama_cpp.Llama) -> int:
         """Draw the next token from the logits of the last decoded position (and record it

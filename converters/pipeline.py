@@ -207,7 +207,7 @@ def _card_license(directory: Path) -> str | None:
 def _describe_sources(base: Source, adapters: list[Source],
                       weights: MergedWeights) -> list[dict[str, Any]]:
     """The sources, each adapter with the adapter_config.json the merge read."""
-    described = [{"role": "base", **base.describe()}]
+    described: list[dict[str, Any]] = [{"role": "base", **base.describe()}]
     for source, loaded in zip(adapters, weights.adapters, strict=True):
         described.append({"role": "adapter", **source.describe(),
                           "adapter_config": loaded.config.raw})

@@ -12,9 +12,15 @@ from pathlib import Path
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
-from app.commands.batch import Record, Rejected, ResultWriter, finished_lines, run_batch
+from app.commands.batch import (
+    Record,
+    Rejected,
+    ResultWriter,
+    check_batch_file,
+    finished_lines,
+    run_batch,
+)
 from app.engine.events import Finished
-from converters.errors import InputError
 
 
 def add_audit_parser(commands: argparse._SubParsersAction) -> None:
@@ -37,8 +43,7 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    if not args.file.is_file():
-        raise InputError(f"{args.file}: no such file")
+    check_batch_file(args.file)
     done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
     assistant = open_assistant(args.assistant, endpoint=args.endpoint,
                                remote_model=args.model, n_threads=args.threads)

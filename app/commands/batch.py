@@ -46,20 +46,43 @@ def json_line(value: Any) -> str:
     return text + "\n"
 
 
-def read_records(path: Path) -> Iterator[Record | Rejected]:
-    """Every non-empty line of a JSONL file, parsed, or rejected with the reason."""
+_SNIFF_BYTES = 4096  # a NUL byte this early means a binary file, not JSONL
+
+
+def check_batch_file(path: Path) -> None:
+    """Refuse, before any output is created, a batch file that is missing, unreadable or
+    not text at all (a PDF or a model given by mistake)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if b"\x00" in head:
+        raise InputError(f"{path}: not a JSONL text file (binary data)")
+
+
+def read_records(path: Path) -> Iterator[Record | Rejected]:
+    """Every non-empty line of a JSONL file (checked by check_batch_file), parsed, or
+    rejected with the reason."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            text = raw.rstrip("\n")
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                text = raw_bytes.decode("utf-8").rstrip("\r\n").removeprefix("\ufeff")
+            except UnicodeDecodeError as exc:
+                yield Rejected(number, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                               raw_bytes.decode("utf-8", "replace").rstrip("\r\n"))
+                continue
             if not text.strip():
                 continue
             try:
                 data = json.loads(text)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 yield Rejected(number, f"not valid JSON ({exc.msg})", text)
                 continue
             if not isinstance(data, dict):

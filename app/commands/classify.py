@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands.batch import Record, Rejected, ResultWriter, finished_lines, run_batch
+from app.commands.batch import (
+    Record,
+    Rejected,
+    ResultWriter,
+    check_batch_file,
+    finished_lines,
+    run_batch,
+)
 from converters.errors import InputError
 
 _DIALOGUE_KEYS = ("turns", "messages", "dialogue")
@@ -35,8 +42,7 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     from app.assistants.gate import IntentGate
 
-    if not args.file.is_file():
-        raise InputError(f"{args.file}: no such file")
+    check_batch_file(args.file)
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError("--threshold must be between 0 and 1")
     done = finished_lines(args.output, lambda _r: True) if args.output else set()

@@ -54,7 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         note = "demo: random weights, meaningless text" if row["demo"] else ""
         print(f"{row['name']:<16} {row['kind']:<10} {row['quantization']:<8} "
-              f"{human_size(int(row['size'])):>9}  {row['checksum']:<13} {note}")
+              f"{human_size(int(str(row['size']))):>9}  {row['checksum']:<13} {note}")
     return 0
 
 

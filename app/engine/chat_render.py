@@ -38,7 +38,7 @@ class _GenerationTag(Extension):
     """`{% generation %}...{% endgeneration %}` renders its body (transformers uses it to
     mark assistant tokens for training masks; a prompt has no use for the marks)."""
 
-    tags = frozenset({"generation"})
+    tags = {"generation"}  # noqa: RUF012 - jinja2.ext.Extension declares a set
 
     def parse(self, parser: Any) -> nodes.Node:
         lineno = next(parser.stream).lineno

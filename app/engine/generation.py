@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 import llama_cpp
@@ -111,7 +111,7 @@ class Generation:
             self._eval(tokens[i:i + step])
         return None
 
-    def _sample_loop(self) -> Iterator[Event]:
+    def _sample_loop(self) -> Generator[Event, None, StopReason]:
         llm, limit, n_ctx = self._llm, self._params.num_predict, self._llm.n_ctx()
         sampler = _sampler(llm, self._params)
         try:

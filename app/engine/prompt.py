@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from app.engine.chat_render import render_chat
 from app.engine.errors import ContextOverflowError, EngineError
@@ -96,7 +95,7 @@ class PromptBuilder:
                 low = middle + 1
         return best
 
-    def _prompt(self, messages: list[dict[str, Any]], dropped: int,
+    def _prompt(self, messages: list[Message], dropped: int,
                 think: bool | None) -> Prompt:
         text = self.render(messages, think=think)
         return Prompt(text, self.tokens(text), dropped, prompt_opens_thinking(text))
@@ -129,6 +128,6 @@ def _cut_points(messages: Sequence[Message]) -> list[int]:
             if messages[i].get("role") == "user"]
 
 
-def _drop(messages: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+def _drop(messages: list[Message], count: int) -> list[Message]:
     start = _first_turn(messages)
     return messages[:start] + messages[start + count:]

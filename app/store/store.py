@@ -180,7 +180,8 @@ class Store:
         Modelfile's. Options not given stay as they are."""
         given = {"model": model, "system_prompt": system_prompt, "parameters": parameters,
                  "thinking": thinking, "safety_gate": safety_gate}
-        changes = {key: value for key, value in given.items() if value is not UNSET}
+        changes: dict[str, Any] = {key: value for key, value in given.items()
+                                   if value is not UNSET}
         if changes.get("parameters") is not None:
             changes["parameters"] = _to_json(changes["parameters"])
         for flag in ("thinking", "safety_gate"):
@@ -263,7 +264,7 @@ class Store:
                  "blocked_probability": blocked_probability}
         changes = {key: value for key, value in given.items() if value is not UNSET}
         if "status" in changes:
-            _check_status(changes["status"])
+            _check_status(str(changes["status"]))
         with self._writing() as conn:
             message = self._message(conn, message_id)
             if changes:

@@ -189,14 +189,20 @@ class SentencePieceModel:
         """The effective value of a NormalizerSpec field (its proto2 default when absent)."""
         return _effective(self.normalizer_spec, NORMALIZER_SCHEMA, name)
 
+    def _trainer_int(self, name: str) -> int:
+        value = self.trainer(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SentencePieceModelError(f"trainer_spec.{name} is not an integer: {value!r}")
+        return value
+
     @property
     def model_type(self) -> int:
-        return int(self.trainer("model_type"))
+        return self._trainer_int("model_type")
 
     @property
     def vocab_size(self) -> int:
         """TrainerSpec.vocab_size (what the trainer was asked for; ``len(pieces)`` is the truth)."""
-        return int(self.trainer("vocab_size"))
+        return self._trainer_int("vocab_size")
 
     @property
     def byte_fallback(self) -> bool:
@@ -204,19 +210,19 @@ class SentencePieceModel:
 
     @property
     def unk_id(self) -> int:
-        return int(self.trainer("unk_id"))
+        return self._trainer_int("unk_id")
 
     @property
     def bos_id(self) -> int:
-        return int(self.trainer("bos_id"))
+        return self._trainer_int("bos_id")
 
     @property
     def eos_id(self) -> int:
-        return int(self.trainer("eos_id"))
+        return self._trainer_int("eos_id")
 
     @property
     def pad_id(self) -> int:
-        return int(self.trainer("pad_id"))
+        return self._trainer_int("pad_id")
 
     @property
     def unk_piece(self) -> str:

@@ -139,7 +139,7 @@ def _split_regexes(node: Any) -> list[str]:
 
 
 def _bpe_tokens(path: Path, data: dict, vocab_size: int) -> tuple[list[str], list[int]]:
-    by_id: dict[int, tuple[str, int]] = {
+    by_id: dict[int, tuple[str, gguf.TokenType]] = {
         int(i): (tok, _TokenType.NORMAL) for tok, i in data["model"]["vocab"].items()}
     for added in data.get("added_tokens") or []:
         kind = _TokenType.CONTROL if added.get("special") else _TokenType.USER_DEFINED

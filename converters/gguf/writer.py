@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import gguf
 import numpy as np
@@ -188,7 +188,8 @@ def _add_tensors(writer: gguf.GGUFWriter, weights: MergedWeights, arch: Architec
         dtype, ggml_type, _ = OUTPUT_TYPES["F32" if f32 else out_type]
         blocks, streamed = _blocks(weights, arch, name, dtype)
         tensor = LazyTensor(shape, dtype, blocks, streamed, progress, ahead)
-        writer.add_tensor(gguf_name, tensor, raw_dtype=ggml_type)
+        # gguf's writer duck-types its tensors (shape, dtype, nbytes, tofile).
+        writer.add_tensor(gguf_name, cast(np.ndarray, tensor), raw_dtype=ggml_type)
         total += tensor.nbytes
     return total
 

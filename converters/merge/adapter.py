@@ -87,7 +87,7 @@ class Adapter:
         return shape if target is None else target.out_shape
 
     def _target_for(self, name: str) -> Target | None:
-        if name == HEAD and self.head_follows_embedding:
+        if name == HEAD and self.head_follows_embedding and self.tied_embedding:
             return self._targets[self.tied_embedding]
         return self._targets.get(name)
 

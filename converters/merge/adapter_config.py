@@ -157,11 +157,11 @@ def rank_and_alpha(config: AdapterConfig, module: str, rule: str) -> tuple[int, 
         # peft <= 0.13 looked up one key in rank and alpha keys together, then used it for
         # both: an alpha_pattern entry was ignored when a rank_pattern key matched first.
         keys = [*config.rank_pattern, *config.alpha_pattern]
-        key = _first_match(keys, module, rule)
+        key = _first_match(keys, module, rule) or ""
         return (config.rank_pattern.get(key, config.r),
                 config.alpha_pattern.get(key, config.lora_alpha))
-    r_key = _first_match(list(config.rank_pattern), module, rule)
-    a_key = _first_match(list(config.alpha_pattern), module, rule)
+    r_key = _first_match(list(config.rank_pattern), module, rule) or ""
+    a_key = _first_match(list(config.alpha_pattern), module, rule) or ""
     return (config.rank_pattern.get(r_key, config.r),
             config.alpha_pattern.get(a_key, config.lora_alpha))
 

@@ -111,10 +111,11 @@ def parse_key(key: str, config: AdapterConfig, where: str) -> Key:
         module = match.group("module")
         param = param or match.group("param")
         if role == "plain":
-            role = _plain_role(module, param, config)
-            if role is None:
+            plain = _plain_role(module, param, config)
+            if plain is None:
                 raise InputError(f"{where}: tensor {key} is neither a LoRA tensor nor a module "
                                  "in modules_to_save (unexpected key)")
+            role = plain
         return Key(key, module, role, param)
     raise InputError(f"{where}: tensor {key} is not a LoRA tensor (unexpected key)")
 

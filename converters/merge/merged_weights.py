@@ -88,7 +88,7 @@ class MergedWeights:
     def _source(self, name: str) -> str:
         if name not in self._names:
             raise KeyError(name)
-        if name == HEAD and self.untied and HEAD not in self.base:
+        if name == HEAD and self.untied and HEAD not in self.base and self.tied_embedding:
             return self.tied_embedding
         return name
 

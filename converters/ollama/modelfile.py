@@ -118,8 +118,9 @@ class Modelfile:
             if item.command != "PARAMETER" or item.key in DEPRECATED_PARAMETERS:
                 continue
             value = parse_parameter(item.key, item.value, item.line)
-            if item.key in LIST_PARAMETERS:
-                typed[item.key] = (*typed.get(item.key, ()), value)  # type: ignore[misc]
+            if isinstance(value, str):  # a list parameter (stop): lines accumulate
+                earlier = typed.get(item.key, ())
+                typed[item.key] = (*(earlier if isinstance(earlier, tuple) else ()), value)
             else:
                 typed[item.key] = value
         return typed

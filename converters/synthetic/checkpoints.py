@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def _tensor(name: str, shape: tuple[int, ...], dtype: str, make: Callable[[], np
 
 def _weights(
     shapes: dict[str, tuple[int, ...]], dtype: str, seed: int, norm_centre: float = 1.0,
-    special: dict[str, Callable[[], np.ndarray]] | None = None,
+    special: dict[str, Callable[..., np.ndarray]] | None = None,
 ) -> list[PendingTensor]:
     """Random tensors for a name -> shape table. Names containing `norm` get norm weights;
     `special` overrides the values of particular tensors."""
@@ -502,7 +503,7 @@ def build_llama(
     shapes["lm_head.weight"] = (shape.vocab, shape.hidden)
     write_checkpoint(out, _weights(shapes, dtype, seed), max_shard_bytes=max_shard_bytes)
     _write_json(out / "config.json", config)
-    _write_card(out, config["architectures"][0])
+    _write_card(out, "LlamaForCausalLM")
     _write_json(out / "generation_config.json", _generation_config(tok, qwen=False))
     return SyntheticModel(out, "LlamaForCausalLM", config, tok)
 
@@ -677,6 +678,6 @@ def _adapter_config(spec: AdapterSpec, base_name: str) -> dict:
     }
 
 
-def with_options(spec: AdapterSpec, **changes: object) -> AdapterSpec:
+def with_options(spec: AdapterSpec, **changes: Any) -> AdapterSpec:
     """A copy of an adapter spec with some fields changed (for tests of refusals)."""
     return replace(spec, **changes)
