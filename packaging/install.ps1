@@ -19,6 +19,8 @@ param(
     # Amicus's own environment and the `amicus` command (its bin folder joins the user
     # PATH). Default: %LOCALAPPDATA%\Programs\Amicus
     [string]$Prefix = "",
+    # Where amicus.cmd goes, a folder that joins the user PATH (default: PREFIX\bin).
+    [string]$BinDir = "",
     # Amicus's data folder for the models (default: $env:AMICUS_HOME, else the user data
     # folder Amicus uses); the `amicus` command is set to use it.
     [string]$DataDir = "",
@@ -31,14 +33,18 @@ param(
 )
 
 Set-StrictMode -Version 3
-$ErrorActionPreference = "Stop"
+# Not "Stop": Windows PowerShell 5.1 would turn a native command's stderr into an error.
+$ErrorActionPreference = "Continue"
 $PythonVersion = "@PYTHON_VERSION@"  # filled in by packaging/bundle.py
 $script:Found = @()
 
 # A path as PowerShell resolves it (from its current location, which .NET's GetFullPath
-# does not follow), without requiring it to exist.
+# does not follow), without requiring it to exist, and without a trailing backslash (it
+# would escape the closing quote when the path is passed to python.exe).
 function Resolve-Loosely([string]$Path) {
-    return $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
+    $full = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
+    if ($full.Length -gt 3) { $full = $full.TrimEnd("") }
+    return $full
 }
 
 # The first Python 3.10+ among the candidates, as a full path; $null if none.
@@ -62,10 +68,9 @@ function Find-Python {
     return $null
 }
 
-# Windows PowerShell 5.1 turns a native command's stderr into an error under "Stop".
-$ErrorActionPreference = "Continue"
 $arguments = @()
 if ($Prefix) { $arguments += "--prefix", (Resolve-Loosely $Prefix) }
+if ($BinDir) { $arguments += "--bin-dir", (Resolve-Loosely $BinDir) }
 if ($DataDir) { $arguments += "--data-dir", (Resolve-Loosely $DataDir) }
 if ($Python) { $arguments += "--python", $Python }
 if ($Force) { $arguments += "--force" }
