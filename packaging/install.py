@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent  # the bundle (or, once installed, the pr
 WINDOWS = os.name == "nt"
 PROG = os.environ.get("AMICUS_INSTALLER", "install.py")  # the launcher sets its own name
 
-EXIT_FAILURE, EXIT_USAGE, EXIT_CORRUPT, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_FAILURE, EXIT_CORRUPT, EXIT_INTERRUPTED = 1, 3, 130  # 2, bad arguments: argparse's
 LAUNCHER_MARK = "amicus launcher, written by the Amicus offline bundle installer"
 RECEIPT_NAME = "receipt.tsv"
 STAGE_PREFIX = ".amicus-install."
