@@ -8,6 +8,8 @@ main screen: what the user picked in the sidebar, what a turn changed in a conve
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 
 from app.engine.events import Finished
@@ -17,6 +19,10 @@ from app.ui.services import Verdict
 
 class TurnMessage(Message, bubble=False):
     """Something happened to the turn in flight."""
+
+    def __init_subclass__(cls, bubble: bool | None = False, **kwargs: Any) -> None:
+        # Message makes every subclass bubble unless told otherwise: these never do.
+        super().__init_subclass__(bubble=bubble, **kwargs)
 
     def __init__(self, job: Job) -> None:
         super().__init__()

@@ -51,6 +51,7 @@ from app.ui.services import AssistantEntry, Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
+    context_size,
     default_thinking,
     last_reply,
     printable,
@@ -177,7 +178,7 @@ class MainScreen(Screen[None]):
 
     async def render_conversation(self) -> None:
         self.update_header()
-        n_ctx = self.profile.n_ctx if self.profile else 4096
+        n_ctx = context_size(self.profile)
         if self.conversation is None:
             await self.chat.show_hint(self.hint())
             self.status.set_figures(Figures(n_ctx=n_ctx).describe())

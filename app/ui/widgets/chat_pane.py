@@ -50,7 +50,14 @@ from app.ui.messages import (
 )
 from app.ui.screens.choice_dialog import Choice, ChoiceDialog
 from app.ui.services import Services
-from app.ui.turns import DEFAULT_TITLE, Figures, auto_title, engine_history, supports_thinking
+from app.ui.turns import (
+    DEFAULT_TITLE,
+    Figures,
+    auto_title,
+    context_size,
+    engine_history,
+    supports_thinking,
+)
 from app.ui.widgets.chat_header import ChatHeader
 from app.ui.widgets.chat_view import ChatView
 from app.ui.widgets.message_view import MessageView, blocked_note, stats_note
@@ -112,10 +119,6 @@ class ChatPane(Vertical):
 
     def job_view(self, job: Job) -> MessageView | None:
         return self.chat.message(job.reply_id) if job.reply_id is not None else None
-
-    def n_ctx(self, job: Job) -> int:
-        profile = self.services.profile(job.assistant_name)
-        return profile.n_ctx if profile else 4096
 
     # Starting and stopping
 
@@ -357,7 +360,8 @@ class ChatPane(Vertical):
         if view is not None:
             await view.finish(answer, finished.thinking, prefix + stats_note(stored), status)
         if self.showing(job):
-            self.status.set_figures(Figures.of(stored, self.n_ctx(job)).describe())
+            n_ctx = context_size(self.services.profile(job.assistant_name))
+            self.status.set_figures(Figures.of(stored, n_ctx).describe())
 
     async def discard(self, job: Job) -> None:
         """Forget the turn: its stored messages go, the text returns to the message box."""
