@@ -2,8 +2,9 @@
 
 Turn messages are posted by the inference thread worker to the chat pane that started it
 (post_message is thread-safe and does not wait for the UI); the pane's handlers own every
-change they cause, and they go no further (they do not bubble). The others go up to the
-main screen: what the user picked in the sidebar, what a turn changed in a conversation.
+change they cause, and they go no further (they do not bubble). The others bubble up from
+the widget that posts them to the screen that acts on them: what the user picked or typed
+in the sidebar, what was sent from the message box, what a turn changed in a conversation.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ pane, and the handlers below own every change they cause:
 
 `cancel` asks the worker to stop; it checks between steps and between tokens (prefill
 cannot be interrupted, the status line says so). One turn runs at a time (one model, one
-llama.cpp context), and its conversation need not be the one shown: the user may switch
-away and back while a reply streams, so every handler checks `showing(job)`.
+llama.cpp context): a message about an ended one is ignored. Its conversation need not be
+the one shown (the user may switch away and back while a reply streams): new views are
+added only when it is (`showing`), and the screen draws the streaming reply from the Job
+when it comes back (`message_view`).
 
 The pane holds the conversation shown (`conversation`, set by the screen); what the screen
 must redo after a turn (the conversation list, the header) it is told with
