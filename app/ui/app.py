@@ -56,12 +56,12 @@ class AmicusApp(App[None]):
     def busy(self) -> bool:
         """A reply is being generated (or was, when the app exited mid-reply: its thread
         may still be finishing, so its model must not be freed under it)."""
-        return self._main is not None and self._main.job is not None
+        return self._main is not None and self._main.pane.busy
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Headless runs (tests, screenshots) need the same pixels every time: no blinking.
         if self.is_headless and hasattr(event.widget, "cursor_blink"):
-            event.widget.cursor_blink = False  # type: ignore[attr-defined]
+            event.widget.cursor_blink = False
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -87,8 +87,9 @@ class AmicusApp(App[None]):
 
     async def action_quit(self) -> None:
         # A running reply would keep its thread (and the process) alive: stop it first.
-        if self._main is not None and self._main.job is not None:
-            self._main.job.cancel.set()
+        job = self._main.pane.job if self._main is not None else None
+        if job is not None:
+            job.cancel.set()
         self.exit()
 
 

@@ -21,10 +21,23 @@ from app.store import Store
 from converters.errors import InputError
 
 
+class Verdict(Protocol):
+    """The gate's verdict as the app reads it (app.engine.classifier.Verdict)."""
+
+    @property
+    def unsafe(self) -> bool: ...
+
+    @property
+    def prob_unsafe(self) -> float: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+
 class Gate(Protocol):
     """The intent-safety gate as the app uses it (app.assistants.gate.IntentGate)."""
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Any: ...
+    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict: ...
 
     def close(self) -> None: ...
 

@@ -14,6 +14,7 @@ from app.assistants.sentencing_case import NOT_LEGAL_ADVICE
 from app.store import Message
 
 DEFAULT_TITLE = "New conversation"
+DEFAULT_N_CTX = 4096  # the context window assumed when the Modelfile cannot be read
 TITLE_CELLS = 40
 KEPT_REPLIES = ("complete", "cancelled")
 
@@ -58,6 +59,11 @@ def supports_thinking(profile: AssistantProfile | None) -> bool:
     return profile is not None and ".Think" in (profile.template or "")
 
 
+def context_size(profile: AssistantProfile | None) -> int:
+    """The model's context window, in tokens (its Modelfile's num_ctx)."""
+    return profile.n_ctx if profile is not None else DEFAULT_N_CTX
+
+
 def default_thinking(model: InstalledModel | None) -> bool:
     """Qwen3 thinks unless told not to; Qwen3.5 (civic-qa) answers directly unless asked."""
     if model is None:
@@ -88,7 +94,7 @@ class Figures:
     completion_tokens: int = 0
     tokens_per_second: float = 0.0
     seconds: float = 0.0
-    n_ctx: int = 4096
+    n_ctx: int = DEFAULT_N_CTX
 
     @classmethod
     def of(cls, message: Message | None, n_ctx: int) -> Figures:
