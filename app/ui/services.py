@@ -8,7 +8,7 @@ their own `open_assistant` / `open_gate` (a FakeEngine, a fake gate) to the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,14 @@ class Gate(Protocol):
     def close(self) -> None: ...
 
 
-AssistantOpener = Callable[[str], Assistant]
+class AssistantOpener(Protocol):
+    """Loads an assistant by name; tests pass their own (a FakeEngine), which need not
+    take `allow_unverified` unless they exercise "use anyway"."""
+
+    def __call__(self, name: str, /) -> Assistant: ...
+
+
+
 GateOpener = Callable[[], Gate]
 
 
@@ -50,14 +57,18 @@ class AssistantEntry:
 
 
 def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None,
-                          root: Path | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models)."""
-    def opener(name: str) -> Assistant:
+                          gpu_layers: int | None = None, root: Path | None = None,
+                          server_models: Mapping[str, str] | None = None) -> AssistantOpener:
+    """Loads installed assistants (from `root`, default the data directory's models); with
+    an `endpoint`, each is asked of the server under its `server_models` name (default: the
+    assistant's own). `allow_unverified` is the dialog's "use anyway"."""
+    def opener(name: str, *, allow_unverified: bool = False) -> Assistant:
         from app.assistants.runtime import open_assistant
 
         return open_assistant(name, endpoint=endpoint, n_threads=threads,
-                              n_gpu_layers=gpu_layers, root=root)
+                              n_gpu_layers=gpu_layers, root=root,
+                              remote_model=(server_models or {}).get(name),
+                              allow_unverified=allow_unverified)
 
     return opener
 
@@ -122,16 +133,18 @@ class Services:
 
     # Loaded models (blocking: call from a thread worker)
 
-    def assistant(self, name: str) -> Assistant:
+    def assistant(self, name: str, *, allow_unverified: bool = False) -> Assistant:
         """The named assistant, loading it on first use; the previously loaded one is
-        closed first so that only one model occupies memory."""
+        closed first so that only one model occupies memory. A model whose verification
+        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway")."""
         with self._lock:
             if self._assistant is not None and self._assistant.name == name:
                 return self._assistant
             if self._assistant is not None:
                 previous, self._assistant = self._assistant, None
                 previous.close()
-            self._assistant = self._open_assistant(name)
+            self._assistant = (self._open_assistant(name, allow_unverified=True)
+                               if allow_unverified else self._open_assistant(name))
             return self._assistant
 
     def is_loaded(self, name: str) -> bool:

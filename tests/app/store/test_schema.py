@@ -42,7 +42,8 @@ def test_a_v1_database_migrates_forward_keeping_its_data(tmp_path):
     with Store.open(path) as store:
         assert user_version(store._conn) == SCHEMA_VERSION
         assert _indexes(store._conn) == {"messages_by_conversation",
-                                         "conversations_by_assistant"}
+                                         "conversations_by_assistant", "messages_by_parent",
+                                         "prompt_history_by_assistant"}
         [chat] = store.list_conversations(assistant="civic-qa")
         assert chat.title == "舊對話" and chat.thinking and not chat.safety_gate
         assert [m.content for m in store.messages(chat.id)] == ["你好"]
