@@ -89,7 +89,7 @@ def _replacement(char: str) -> str:
 def _header(conversation: Conversation, record: Provenance | None) -> str:
     title = " ".join(conversation.title.split()) or "Untitled conversation"
     lines = [f"# {title}", "", f"- Assistant: {conversation.assistant}"]
-    if conversation.model:
+    if conversation.model and record is None:  # else the provenance below names it
         lines.append(f"- Model: {conversation.model}")
     lines.append(f"- Created: {conversation.created_at:%Y-%m-%d %H:%M} UTC")
     if conversation.parameters:

@@ -91,12 +91,10 @@ def _tail(text: str, cells: int) -> str:
 
 
 def _head(text: str, cells: int) -> str:
-    """The start of `text` that fits in `cells`, cut before a character, never between a
-    base character and its combining marks."""
+    """The start of `text` that fits in `cells` (combining marks take no cell, so they
+    always stay with their base character)."""
     kept, used = 0, 0
     while kept < len(text) and used + cell_len(text[kept]) <= cells:
         used += cell_len(text[kept])
         kept += 1
-    while 0 < kept < len(text) and unicodedata.combining(text[kept]):
-        kept -= 1
     return text[:kept]
