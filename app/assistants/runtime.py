@@ -105,9 +105,8 @@ def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str 
     used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
     if endpoint:
-        from app.engine.openai_backend import OpenAIBackend
-
         from app.assistants.server import server_model_name
+        from app.engine.openai_backend import OpenAIBackend
 
         engine: ChatEngine = OpenAIBackend(
             endpoint, model=remote_model or server_model_name(name), n_ctx=profile.n_ctx)

@@ -44,7 +44,8 @@ def first_line_title(text: str, max_cells: int = TITLE_CELLS) -> str:
 
 
 def fit(line: str, max_cells: int = TITLE_CELLS) -> str:
-    """`line` cut to `max_cells` terminal cells, with an ellipsis when cut."""
+    """`line` cut to `max_cells` terminal cells, with an ellipsis when cut; words written
+    with spaces are cut between words when that keeps most of the room."""
     if cell_len(line) <= max_cells:
         return line
     kept, width = [], 0
@@ -53,4 +54,8 @@ def fit(line: str, max_cells: int = TITLE_CELLS) -> str:
         if width > max_cells - 1:
             break
         kept.append(char)
-    return "".join(kept).rstrip() + "…"
+    text = "".join(kept)
+    space = text.rfind(" ")
+    if not line[len(text)].isspace() and space > len(text) * 2 // 3:
+        text = text[:space]
+    return text.rstrip() + "…"

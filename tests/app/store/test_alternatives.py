@@ -67,7 +67,7 @@ def test_regenerate_answers_the_same_question(store):
 
 def test_discarding_a_regenerated_reply_shows_the_earlier_one_again(store):
     chat = store.create_conversation("general")
-    question, first = _turn(store, chat, "Q", "A")
+    _, first = _turn(store, chat, "Q", "A")
     again = store.add_alternative(first.id, "partial", status="cancelled")
     store.delete_message(again.id)
     assert _texts(store, chat) == ["Q", "A"]

@@ -5,11 +5,7 @@ live in memory, nothing is written to the folder."""
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,46 +13,7 @@ import pytest
 from app.store import ReadOnlyError, Store, StoreError
 from app.store import connection as connection_module
 from app.store.schema import MIGRATIONS, migrate
-
-NOBODY = 65534
-
-
-@pytest.fixture
-def folder() -> Iterator[Path]:
-    """A folder others may traverse (tests running as root read it as `nobody`)."""
-    path = Path(tempfile.mkdtemp(prefix="amicus-ro-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        for item in path.iterdir():
-            item.unlink()
-        path.rmdir()
-
-
-@contextmanager
-def read_only(folder: Path) -> Iterator[None]:
-    """Make `folder` and its files readable, not writable, by this process: by
-    permissions, or (root ignores them) by acting as `nobody` meanwhile."""
-    files = list(folder.iterdir())
-    if os.geteuid() == 0:
-        for item in files:
-            item.chmod(0o644)
-        os.seteuid(NOBODY)
-        try:
-            yield
-        finally:
-            os.seteuid(0)
-    else:
-        for item in files:
-            item.chmod(0o444)
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-            for item in files:
-                item.chmod(0o600)
+from tests.app.store.conftest import read_only
 
 
 def _fingerprint(folder: Path) -> dict[str, str]:
@@ -78,7 +35,7 @@ def test_a_read_only_folder_shows_past_conversations_and_keeps_new_ones_in_memor
     with read_only(folder), Store.open(path) as store:
         assert store.read_only is not None and str(path) in store.read_only
         assert "\n" not in store.read_only and not store.incognito
-        [chat] = store.list_conversations()
+        assert [c.id for c in store.list_conversations()] == [old]
         assert store.is_read_only(old)
         assert [m.content for m in store.messages(old)][-1] == "判处有期徒刑一年。"
         assert "判处有期徒刑一年。" in store.export_markdown(old)

@@ -110,7 +110,8 @@ def test_a_v2_database_migrates_to_provenance_and_alternatives_keeping_its_data(
                                                             "old chat")
         messages = store.messages(case.id)
         assert [(m.role, m.content, m.status) for m in messages] == [
-            ("user", "被告人张某盗窃。", "complete"), ("assistant", "判处有期徒刑一年。", "complete"),
+            ("user", "被告人张某盗窃。", "complete"),
+            ("assistant", "判处有期徒刑一年。", "complete"),
             ("user", "缓刑？", "complete"), ("assistant", "可以", "cancelled")]
         # Each message follows the one before it in its conversation (not in the table).
         assert [m.parent_id for m in messages] == [None, 1, 3, 5]
