@@ -29,15 +29,11 @@ class Gate(Protocol):
     def close(self) -> None: ...
 
 
-class AssistantOpener(Protocol):
-    """Loads an assistant by name; tests pass their own (a FakeEngine), which need not
-    take `allow_unverified` unless they exercise "use anyway"."""
+# opener(name) -> Assistant; the real one also takes allow_unverified=True ("use anyway").
+# Tests pass their own (a FakeEngine), which need not take it unless they exercise that.
+AssistantOpener = Callable[..., Assistant]
 
-    def __call__(self, name: str, /) -> Assistant: ...
-
-
-
-GateOpener = Callable[[], Gate]
+GateOpener = Callable[..., Gate]  # like AssistantOpener, without the name
 
 
 @dataclass(frozen=True)
@@ -74,10 +70,11 @@ def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = 
 
 
 def real_gate_opener(*, threads: int | None = None, root: Path | None = None) -> GateOpener:
-    def opener() -> Gate:
+    def opener(*, allow_unverified: bool = False) -> Gate:
         from app.assistants.gate import IntentGate  # loads llama.cpp: only when first used
 
-        return IntentGate.open(n_threads=threads, root=root)
+        return IntentGate.open(n_threads=threads, root=root,
+                               allow_unverified=allow_unverified)
 
     return opener
 
@@ -155,10 +152,13 @@ class Services:
     def loaded(self) -> Assistant | None:
         return self._assistant
 
-    def gate(self) -> Gate:
+    def gate(self, *, allow_unverified: bool = False) -> Gate:
+        """The intent-safety gate, loaded on first use (UnverifiedModelError for a
+        classifier whose verification FAILED, unless `allow_unverified`)."""
         with self._lock:
             if self._gate is None:
-                self._gate = self._open_gate()
+                self._gate = (self._open_gate(allow_unverified=True) if allow_unverified
+                              else self._open_gate())
             return self._gate
 
     @property

@@ -13,7 +13,7 @@ from app.store import Store
 from app.ui import exporting
 from app.ui.app import open_store
 from app.ui.config import UIConfig
-from app.ui.services import Services, real_assistant_opener
+from app.ui.services import Services, real_assistant_opener, real_gate_opener
 from tests.app.store.conftest import read_only
 
 
@@ -52,6 +52,17 @@ def test_use_anyway_loads_a_model_that_failed_verification(models):
         services.assistant("general")
     assistant = services.assistant("general", allow_unverified=True)
     assert assistant.used_anyway and assistant.provenance().model.used_anyway
+    services.close()
+
+
+def test_use_anyway_loads_a_gate_that_failed_verification(models):
+    _fail_verification(models, "intent-safety")
+    services = Services(Store.open(incognito=True), models_root=models,
+                        open_gate=real_gate_opener(root=models))
+    with pytest.raises(UnverifiedModelError):
+        services.gate()
+    gate = services.gate(allow_unverified=True)
+    assert gate.provenance().model.used_anyway
     services.close()
 
 
