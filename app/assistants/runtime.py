@@ -15,10 +15,16 @@ from typing import Any
 
 from app.assistants.catalog import finish_answer, spec_of
 from app.assistants.profiles import AssistantProfile, load_profile
-from app.assistants.registry import InstalledModel, NotInstalledError, find_model
+from app.assistants.registry import (
+    InstalledModel,
+    NotInstalledError,
+    check_verified,
+    find_model,
+)
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
+from app.store.provenance import Provenance
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -28,6 +34,7 @@ class Assistant:
     model: InstalledModel
     profile: AssistantProfile
     engine: ChatEngine
+    used_anyway: bool = False  # loaded although its verification FAILED (the user chose)
 
     @property
     def name(self) -> str:
@@ -48,6 +55,15 @@ class Assistant:
         return self.engine.stream(
             messages, system=system if system is not None else self.profile.system,
             params=self.params(params), think=think, cancel=cancel)
+
+    def provenance(self, *, system: str | None = None, params: dict[str, Any] | None = None,
+                   think: bool | None = None, threads: int | None = None) -> Provenance:
+        """The record of what produces an answer of `stream(..., system=, params=, think=)`
+        (`threads`: the count the generation used, from its Finished stats)."""
+        from app.assistants.provenance import assistant_provenance
+
+        return assistant_provenance(self, system=system, params=params, think=think,
+                                    threads=threads)
 
     def finish_answer(self, answer: str) -> str:
         """The answer as shown and stored (the catalog's post-processing: sentencing
@@ -76,19 +92,27 @@ def assistant_profile(model: InstalledModel) -> AssistantProfile:
 
 def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
-                   root: Path | None = None) -> Assistant:
-    """Load an installed assistant (the model stays mapped until `close`)."""
+                   root: Path | None = None, allow_unverified: bool = False) -> Assistant:
+    """Load an installed assistant (the model stays mapped until `close`).
+
+    A model whose verification FAILED is refused (UnverifiedModelError) unless
+    `allow_unverified`, which its answers' provenance then records. With an `endpoint`, the
+    server is asked for `remote_model`, by default the assistant's own name (what
+    `ollama create NAME -f Modelfile` installs it as)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
+    used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
     if endpoint:
+        from app.assistants.server import server_model_name
         from app.engine.openai_backend import OpenAIBackend
 
-        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=profile.n_ctx)
+        engine: ChatEngine = OpenAIBackend(
+            endpoint, model=remote_model or server_model_name(name), n_ctx=profile.n_ctx)
     else:
         from app.engine import Engine
 
         engine = Engine.load(model.gguf, n_ctx=profile.n_ctx, n_gpu_layers=n_gpu_layers,
                              n_threads=n_threads)
-    return Assistant(model, profile, engine)
+    return Assistant(model, profile, engine, used_anyway=used_anyway)

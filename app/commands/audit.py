@@ -37,8 +37,11 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("--assistant", default="moral-audit", help="default: moral-audit")
     audit.add_argument("--no-think", action="store_true", help="thinking off")
     audit.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server")
-    audit.add_argument("--model", help="the server's model name (with --endpoint)")
+    audit.add_argument("--model", help="the server's model name (with --endpoint; default: "
+                                       "the assistant's name)")
     audit.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    audit.add_argument("--allow-unverified", action="store_true",
+                       help="use a model whose verification FAILED (recorded in every result)")
     audit.set_defaults(handler=run_audit)
 
 
@@ -46,7 +49,8 @@ def run_audit(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
     done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
     assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads)
+                               remote_model=args.model, n_threads=args.threads,
+                               allow_unverified=args.allow_unverified)
     writer = ResultWriter(args.output)
     try:
         if assistant.model.demo:
@@ -69,10 +73,13 @@ def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
     except FrameError as exc:
         writer.reject(Rejected(record.line, str(exc), _raw(record)))
         return
-    finished = _ask(assistant, prompt, think=False if args.no_think else None)
+    think = False if args.no_think else None
+    finished = _ask(assistant, prompt, think=think)
+    provenance = assistant.provenance(think=think, threads=finished.stats.threads)
     writer.write({"line": record.line, "id": record.data.get("ID", record.data.get("id")),
                   "frame": args.frame, "prompt": prompt, "answer": finished.answer,
-                  "thinking": finished.thinking, "stats": finished.stats.as_dict()})
+                  "thinking": finished.thinking, "stats": finished.stats.as_dict(),
+                  "provenance": provenance.as_dict()})
 
 
 def _ask(assistant: Assistant, prompt: str, *, think: bool | None) -> Finished:

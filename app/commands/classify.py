@@ -36,6 +36,9 @@ def add_classify_parser(commands: argparse._SubParsersAction) -> None:
     classify.add_argument("--threshold", type=float,
                           help="unsafe when prob_unsafe >= this (default: 0.5, the seed's)")
     classify.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    classify.add_argument("--allow-unverified", action="store_true",
+                          help="use a classifier whose verification FAILED (recorded in "
+                               "every result)")
     classify.set_defaults(handler=run_classify)
 
 
@@ -46,7 +49,7 @@ def run_classify(args: argparse.Namespace) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError("--threshold must be between 0 and 1")
     done = finished_lines(args.output, lambda _r: True) if args.output else set()
-    gate = IntentGate.open(n_threads=args.threads)
+    gate = IntentGate.open(n_threads=args.threads, allow_unverified=args.allow_unverified)
     writer = ResultWriter(args.output)
     try:
         run_batch(args.file, writer, done, "classify",
@@ -81,4 +84,6 @@ def _classify_one(gate: Any, args: argparse.Namespace, record: Record,
                                                                   ensure_ascii=False)))
         return
     verdict = gate.classify(turns, threshold=args.threshold)
-    writer.write({"line": record.line, "id": record.data.get("id"), **verdict.as_dict()})
+    provenance = gate.provenance(verdict.threshold)
+    writer.write({"line": record.line, "id": record.data.get("id"), **verdict.as_dict(),
+                  "provenance": provenance.as_dict() if provenance is not None else None})

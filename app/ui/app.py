@@ -98,16 +98,22 @@ def open_store(config: UIConfig) -> tuple[Store, tuple[str, str] | None]:
     if config.incognito:
         return Store.open(incognito=True), None
     try:
-        return Store.open(), None
+        store = Store.open()
     except StoreError as exc:
         problem = ("Conversations unavailable", f"{exc}\n\nThis session keeps nothing on disk "
                    "(incognito) until the problem is fixed.")
         return Store.open(incognito=True), problem
+    if store.read_only is not None:  # past conversations are shown; new ones stay in memory
+        return store, ("Conversations are read-only", f"{store.read_only}.\n\nPast "
+                       "conversations can be read and exported; new ones are kept until "
+                       "Amicus closes.")
+    return store, None
 
 
 def build_app(config: UIConfig) -> AmicusApp:
     store, problem = open_store(config)
     services = Services(store, open_assistant=real_assistant_opener(
-        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers),
+        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers,
+        server_models=config.server_models),
         open_gate=real_gate_opener(threads=config.threads))
     return AmicusApp(config, services, startup_problem=problem)

@@ -15,6 +15,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     submit = "ctrl+s"
     newline = "enter"
     export = "ctrl+e"
+
+    [server_models]                  # with endpoint: the server's name for an assistant's
+    sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"   # model (default: the assistant's
+                                     # own name, as `ollama create NAME -f Modelfile` names it)
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class UIConfig:
     threads: int | None = None
     gpu_layers: int | None = None
     keymap: dict[str, str] = field(default_factory=lambda: resolve({}))
+    server_models: dict[str, str] = field(default_factory=dict)  # assistant -> server's name
     incognito: bool = False  # command line only: keep nothing on disk
     source: Path | None = None  # the file it was read from, if any
 
@@ -86,7 +91,7 @@ def _builtin_themes() -> set[str]:
 
 _FIELDS: dict[str, tuple[type, ...]] = {
     "theme": (str,), "on_cancel": (str,), "export_dir": (str,), "endpoint": (str,),
-    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,),
+    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "server_models": (dict,),
 }
 
 
@@ -122,6 +127,7 @@ def _parse(data: dict[str, Any]) -> UIConfig:
         threads=_positive("threads", data.get("threads")),
         gpu_layers=_gpu_layers(data.get("gpu_layers")),
         keymap=resolve(_keymap(data.get("keymap", {}))),
+        server_models=_server_models(data.get("server_models", {})),
     )
 
 
@@ -160,6 +166,14 @@ def _keymap(table: dict[str, Any]) -> dict[str, str]:
             raise ValueError(f"keymap.{action_id} must be a string such as \"ctrl+s\" or "
                              f"\"f2,ctrl+r\", not {keys!r}")
     return dict(table)
+
+
+def _server_models(table: dict[str, Any]) -> dict[str, str]:
+    for assistant, model in table.items():
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"server_models.{assistant} must be the server's model name, "
+                             f"such as \"{assistant}\", not {model!r}")
+    return {assistant: model.strip() for assistant, model in table.items()}
 
 
 def with_command_line(config: UIConfig, *, theme: str | None = None,

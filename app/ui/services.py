@@ -8,7 +8,7 @@ their own `open_assistant` / `open_gate` (a FakeEngine, a fake gate) to the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,8 +42,11 @@ class Gate(Protocol):
     def close(self) -> None: ...
 
 
-AssistantOpener = Callable[[str], Assistant]
-GateOpener = Callable[[], Gate]
+# opener(name) -> Assistant; the real one also takes allow_unverified=True ("use anyway").
+# Tests pass their own (a FakeEngine), which need not take it unless they exercise that.
+AssistantOpener = Callable[..., Assistant]
+
+GateOpener = Callable[..., Gate]  # like AssistantOpener, without the name
 
 
 @dataclass(frozen=True)
@@ -63,23 +66,28 @@ class AssistantEntry:
 
 
 def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None,
-                          root: Path | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models)."""
-    def opener(name: str) -> Assistant:
+                          gpu_layers: int | None = None, root: Path | None = None,
+                          server_models: Mapping[str, str] | None = None) -> AssistantOpener:
+    """Loads installed assistants (from `root`, default the data directory's models); with
+    an `endpoint`, each is asked of the server under its `server_models` name (default: the
+    assistant's own). `allow_unverified` is the dialog's "use anyway"."""
+    def opener(name: str, *, allow_unverified: bool = False) -> Assistant:
         from app.assistants.runtime import open_assistant
 
         return open_assistant(name, endpoint=endpoint, n_threads=threads,
-                              n_gpu_layers=gpu_layers, root=root)
+                              n_gpu_layers=gpu_layers, root=root,
+                              remote_model=(server_models or {}).get(name),
+                              allow_unverified=allow_unverified)
 
     return opener
 
 
 def real_gate_opener(*, threads: int | None = None, root: Path | None = None) -> GateOpener:
-    def opener() -> Gate:
+    def opener(*, allow_unverified: bool = False) -> Gate:
         from app.assistants.gate import IntentGate  # loads llama.cpp: only when first used
 
-        return IntentGate.open(n_threads=threads, root=root)
+        return IntentGate.open(n_threads=threads, root=root,
+                               allow_unverified=allow_unverified)
 
     return opener
 
@@ -135,16 +143,18 @@ class Services:
 
     # Loaded models (blocking: call from a thread worker)
 
-    def assistant(self, name: str) -> Assistant:
+    def assistant(self, name: str, *, allow_unverified: bool = False) -> Assistant:
         """The named assistant, loading it on first use; the previously loaded one is
-        closed first so that only one model occupies memory."""
+        closed first so that only one model occupies memory. A model whose verification
+        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway")."""
         with self._lock:
             if self._assistant is not None and self._assistant.name == name:
                 return self._assistant
             if self._assistant is not None:
                 previous, self._assistant = self._assistant, None
                 previous.close()
-            self._assistant = self._open_assistant(name)
+            self._assistant = (self._open_assistant(name, allow_unverified=True)
+                               if allow_unverified else self._open_assistant(name))
             return self._assistant
 
     def is_loaded(self, name: str) -> bool:
@@ -155,10 +165,13 @@ class Services:
     def loaded(self) -> Assistant | None:
         return self._assistant
 
-    def gate(self) -> Gate:
+    def gate(self, *, allow_unverified: bool = False) -> Gate:
+        """The intent-safety gate, loaded on first use (UnverifiedModelError for a
+        classifier whose verification FAILED, unless `allow_unverified`)."""
         with self._lock:
             if self._gate is None:
-                self._gate = self._open_gate()
+                self._gate = (self._open_gate(allow_unverified=True) if allow_unverified
+                              else self._open_gate())
             return self._gate
 
     @property

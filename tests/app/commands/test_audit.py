@@ -41,6 +41,11 @@ def test_audit_writes_one_result_per_good_record(home, capsys, records, tmp_path
     assert [r["id"] for r in results] == ["r0", "r1", "r2"]
     assert results[0]["prompt"] == render_frame("action", GOOD[0])
     assert all(r["stats"]["completion_tokens"] > 0 for r in results)
+    for result in results:  # every result says which model, file and settings wrote it
+        record = result["provenance"]
+        assert record["assistant"] == "moral-audit" and record["model"]["demo"] is True
+        assert len(record["model"]["sha256"]) == 64 and record["think"] is False
+        assert record["sampling"]["temperature"] == 0.2 and record["system_prompt"]
     rejected = _results(tmp_path / "out.jsonl.rejected.jsonl")
     assert [(r["line"], "JSON" in r["reason"] or "missing" in r["reason"]) for r in rejected] \
         == [(2, True), (5, True)]
