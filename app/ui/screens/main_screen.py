@@ -361,6 +361,7 @@ class MainScreen(Screen[None]):
             self.pane.stop_editing(restore=True)
 
     async def action_new_conversation(self) -> None:
+        self.pane.stop_editing(restore=True)
         self.conversation = None
         await self.refresh_conversations(None)
         await self.render_conversation()
@@ -453,6 +454,9 @@ class MainScreen(Screen[None]):
         view = self.chat.message(message_id)
         if view is not None:
             await view.set_details(not view.details_shown)
+            # What was clicked stays in view (the list would stay pinned to its end).
+            self.chat.call_after_refresh(self.chat.scroll_to_widget, view, animate=False,
+                                         top=True)
 
     # The editing loop: edit and resend, regenerate, versions
 
@@ -506,12 +510,12 @@ class MainScreen(Screen[None]):
         self.pane.regenerate(entry.name, conversation, messages[-1])
 
     async def action_previous_version(self) -> None:
-        await self.step_version(-1)
+        await self.step_version("previous")
 
     async def action_next_version(self) -> None:
-        await self.step_version(1)
+        await self.step_version("next")
 
-    async def step_version(self, step: int) -> None:
+    async def step_version(self, direction: str) -> None:
         """Browse the versions of the last message that has several."""
         found = self.editable()
         if found is None:
@@ -524,10 +528,10 @@ class MainScreen(Screen[None]):
             self.notify(f"No message here has other versions ({self.key('regenerate')} writes "
                         "the last reply again).")
             return
-        await self.action_show_version(target.id, step)
+        await self.action_show_version(target.id, direction)
 
-    async def action_show_version(self, message_id: int, step: int) -> None:
-        """Show the version `step` away from this message's (the conversation then
+    async def action_show_version(self, message_id: int, direction: str) -> None:
+        """Show the "previous" or "next" version of this message (the conversation then
         follows it: what the model is sent next, what an export writes)."""
         if self.editable() is None:
             return
@@ -535,9 +539,9 @@ class MainScreen(Screen[None]):
         versions = [m.id for m in store_call_or(self, [], store.alternatives, message_id)]
         if message_id not in versions:
             return
-        place = versions.index(message_id) + step
+        place = versions.index(message_id) + (-1 if direction == "previous" else 1)
         if not 0 <= place < len(versions):
-            self.notify(f"This is the {'first' if step < 0 else 'last'} version.")
+            self.notify(f"This is the {'first' if place < 0 else 'last'} version.")
             return
         if store_call_or(self, None, store.pick_alternative, versions[place]) is not None:
             self.pane.stop_editing(restore=True)

@@ -134,9 +134,9 @@ class MessageView(Vertical):
         if number is not None and self.version is not None:
             place, count = self.version
             parts.append(Content.assemble(
-                _link("‹", f"screen.show_version({number}, -1)"),
+                _link("‹", f"screen.show_version({number}, 'previous')"),
                 f" version {place} of {count} ",
-                _link("›", f"screen.show_version({number}, 1)")))
+                _link("›", f"screen.show_version({number}, 'next')")))
         return Content("  ").join(parts)
 
     async def set_details(self, show: bool) -> None:
