@@ -509,13 +509,13 @@ class MainScreen(Screen[None]):
             return
         self.pane.regenerate(entry.name, conversation, messages[-1])
 
-    async def action_previous_version(self) -> None:
-        await self.step_version("previous")
+    def action_previous_version(self) -> None:
+        self.step_version("previous")
 
-    async def action_next_version(self) -> None:
-        await self.step_version("next")
+    def action_next_version(self) -> None:
+        self.step_version("next")
 
-    async def step_version(self, direction: str) -> None:
+    def step_version(self, direction: str) -> None:
         """Browse the versions of the last message that has several."""
         found = self.editable()
         if found is None:
@@ -528,11 +528,15 @@ class MainScreen(Screen[None]):
             self.notify(f"No message here has other versions ({self.key('regenerate')} writes "
                         "the last reply again).")
             return
-        await self.action_show_version(target.id, direction)
+        self.action_show_version(target.id, direction)
 
-    async def action_show_version(self, message_id: int, direction: str) -> None:
+    def action_show_version(self, message_id: int, direction: str) -> None:
         """Show the "previous" or "next" version of this message (the conversation then
-        follows it: what the model is sent next, what an export writes)."""
+        follows it: what the model is sent next, what an export writes).
+
+        The redraw is queued, not awaited: from a click on the header's arrows this runs
+        in the header's own handler, and awaiting the removal of the widget handling the
+        click would wait for itself."""
         if self.editable() is None:
             return
         store = self.services.store
@@ -545,7 +549,7 @@ class MainScreen(Screen[None]):
             return
         if store_call_or(self, None, store.pick_alternative, versions[place]) is not None:
             self.pane.stop_editing(restore=True)
-            await self.render_conversation()
+            self.call_later(self.render_conversation)
 
     def action_edit_options(self) -> None:
         try:

@@ -79,8 +79,8 @@ async def test_search_covers_every_assistant_and_opens_at_the_match(rig_factory)
         assert any("reverse" in str(span.style) for span in snippet.spans)  # highlighted
         assert str(listing.border_title) == "Search: 1 match"
         # Choosing the hit opens the conversation at the message, drawn although early.
-        rig.app.screen.query_one(ListView).focus()
-        await pilot.press("enter")
+        rig.app.screen.query_one(ListView).focus()  # nothing highlighted yet: Down
+        await pilot.press("down", "enter")
         chat = rig.app.screen.query_one(ChatView)
         first = rig.store.messages(1)[0]
         await wait_until(pilot, lambda: chat.message(first.id) is not None)

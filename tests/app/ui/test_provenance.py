@@ -60,6 +60,7 @@ async def test_replies_are_stored_with_their_provenance_and_show_it_on_demand(ri
         await pilot.click(header, offset=(len("moral-audit  copy  ") + 1, 0))
         await wait_until(pilot, lambda: view.query(".details"))
         assert "hide details" in str(header.render())
+        await pilot.pause()  # the click scrolls its reply into view: let it settle
         await pilot.click(header, offset=(len("moral-audit  copy  ") + 1, 0))
         await wait_until(pilot, lambda: not view.query(".details"))
 
