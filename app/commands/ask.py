@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
+from app.commands.servers import add_api_argument, add_server_arguments, server_target
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
 from converters.errors import EXIT_BLOCKED, InputError
@@ -32,6 +33,11 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
                      help="an OpenAI-compatible server (Ollama, llama.cpp server, vLLM) "
                           "instead of the embedded engine")
     ask.add_argument("--model", help="the server's model name (with --endpoint)")
+    ask.add_argument("--gate-endpoint", metavar="URL",
+                     help="run the --gate classifier on this server (vLLM's /classify or "
+                          "llama.cpp's server's /rerank) instead of the embedded engine")
+    add_api_argument(ask, "--gate-api")
+    add_server_arguments(ask)
     ask.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
     ask.add_argument("--gpu-layers", type=int, metavar="N",
                      help="layers to offload (default: all when the build has a GPU "
@@ -44,12 +50,14 @@ def run_ask(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         raise InputError("the question is empty")
-    gate_verdict = _gate(text) if args.gate else None
+    if args.gate_endpoint and not args.gate:
+        raise InputError("--gate-endpoint needs --gate")
+    gate_verdict = _gate(args, text) if args.gate else None
     if gate_verdict is not None and gate_verdict.unsafe:
         return _blocked(args, gate_verdict)
-    assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads,
-                               n_gpu_layers=args.gpu_layers)
+    assistant = open_assistant(args.assistant,
+                               server=server_target(args, args.endpoint, model=args.model),
+                               n_threads=args.threads, n_gpu_layers=args.gpu_layers)
     try:
         if assistant.model.demo and not args.json:
             print(f"({DEMO_NOTICE})", file=sys.stderr)
@@ -68,10 +76,10 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gate(text: str) -> Any:
+def _gate(args: argparse.Namespace, text: str) -> Any:
     from app.assistants.gate import IntentGate
 
-    gate = IntentGate.open()
+    gate = IntentGate.open(server=server_target(args, args.gate_endpoint, api=args.gate_api))
     try:
         return gate.check([], text)
     finally:

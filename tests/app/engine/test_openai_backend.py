@@ -27,7 +27,9 @@ from app.engine.events import (
     PromptStarted,
     ThinkingDelta,
 )
+from app.engine.credentials import Secret
 from app.engine.openai_backend import Endpoint, EndpointError, OpenAIBackend
+from app.engine.server_client import ServerOptions
 from app.engine.params import GenerationParams
 from app.engine.protocol import ChatEngine
 from converters.pipeline import ConvertRequest, Progress, convert
@@ -364,7 +366,8 @@ def test_request_carries_system_and_openai_named_params(fake):
                               repeat_penalty=1.1, repeat_last_n=32, presence_penalty=0.5,
                               frequency_penalty=0.25, num_predict=64, seed=7,
                               stop=("<|im_end|>",))
-    backend = OpenAIBackend(f"{fake.url}/v1/", model="moral-audit", api_key="k")
+    backend = OpenAIBackend(f"{fake.url}/v1/", model="moral-audit",
+                            options=ServerOptions(api_key=Secret("k")))
     history = [{"role": "user", "content": "hi", "thinking": "stored, not sent"}]
     _collect(backend.stream(history, system="Be kind.", params=params, think=False))
     request = fake.requests[0]
