@@ -27,6 +27,9 @@ What a remote server does not tell us, reported as 0 ("unknown"):
   prompt_ms is measured here (request sent -> first streamed chunk), generation_ms from
   then to the end.
 
+A server or gateway that does not stream and answers one JSON completion (`message`
+instead of `delta`) is read the same way, as a single chunk.
+
 Thinking: `reasoning_content` (llama.cpp server, vLLM), `reasoning` (newer vLLM, Ollama's
 OpenAI layer) and `thinking` (Ollama) arrive as ThinkingDelta; `<think>...</think>` written
 inline in `content` is split by the same parser as the embedded engine. (Not handled: a
@@ -286,7 +289,7 @@ class _Reader:
     def _read(self) -> Generator[Event, None, StopReason]:
         try:
             response = self._exchange.response()
-            for data in sse_data(response):
+            for data in _answer_data(response):
                 if self._cancel.is_set():
                     return "cancelled"
                 if data.strip() == "[DONE]":
@@ -330,7 +333,9 @@ class _Reader:
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
-        delta = choice.get("delta") or {}
+        # A streamed chunk carries a `delta`; a whole answer (a server that does not
+        # stream) carries the `message`: read as one delta holding everything.
+        delta = choice.get("delta") or choice.get("message") or {}
         out: list[Delta] = []
         texts = [delta.get(name) for name in _REASONING_FIELDS]
         texts.append(delta.get("content"))
@@ -366,6 +371,16 @@ class _Reader:
             tokens_per_second=tokens_per_second(completion, generation_s),
             dropped_turns=0, stop_reason=reason, threads=0)
         return Finished(self._texts.answer, self._texts.thinking, stats)
+
+
+def _answer_data(response: http.client.HTTPResponse) -> Iterator[str]:
+    """The answer's chunks: server-sent events, or, from a server (or gateway) that ignores
+    `stream` and answers one JSON completion, that completion as the only chunk."""
+    content_type = (response.getheader("Content-Type") or "").lower()
+    if content_type.startswith("application/json"):
+        yield response.read().decode("utf-8", errors="replace")
+        return
+    yield from sse_data(response)
 
 
 def sse_data(response: http.client.HTTPResponse) -> Iterator[str]:
