@@ -323,14 +323,14 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, limit_s: float) 
 
 
 @contextlib.contextmanager
-def llama_cpp_server(model: Path, log: Path, *, n_ctx: int = 512,
-                     limit_s: float = 60) -> Iterator[str]:
+def llama_cpp_server(model: Path, log: Path, *, n_ctx: int = 512, limit_s: float = 60,
+                     extra: tuple[str, ...] = ()) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on `model`; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-               "--n_threads", "2"]
+               "--n_threads", "2", *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

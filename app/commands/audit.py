@@ -43,6 +43,8 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.jsonl")
     audit.add_argument("--assistant", default="moral-audit", help="default: moral-audit")
     audit.add_argument("--no-think", action="store_true", help="thinking off")
+    audit.add_argument("--max-tokens", type=int, metavar="N",
+                       help="limit each answer (num_predict)")
     audit.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server")
     audit.add_argument("--model", help="the server's model name (with --endpoint)")
     audit.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
@@ -79,16 +81,17 @@ def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
         batch.writer.reject(Rejected(record.line, str(exc), record.raw))
         return
     finished = _ask(assistant, prompt, think=False if args.no_think else None,
-                    cancel=batch.cancel)
+                    max_tokens=args.max_tokens, cancel=batch.cancel)
     batch.writer.write({"line": record.line, "id": record.data.get("ID", record.data.get("id")),
                         "frame": args.frame, "prompt": prompt, "answer": finished.answer,
                         "thinking": finished.thinking, "stats": finished.stats.as_dict()})
 
 
 def _ask(assistant: Assistant, prompt: str, *, think: bool | None,
-         cancel: threading.Event | None = None) -> Finished:
+         max_tokens: int | None = None, cancel: threading.Event | None = None) -> Finished:
+    overrides = {"num_predict": max_tokens} if max_tokens else None
     events = assistant.stream([{"role": "user", "content": prompt}], think=think,
-                              cancel=cancel)
+                              params=overrides, cancel=cancel)
     for event in events:
         if isinstance(event, Finished):
             if event.stats.stop_reason == "cancelled":  # stopping: keep no partial answer

@@ -293,7 +293,7 @@ class _Reader:
                 if self._cancel.is_set():
                     return "cancelled"
                 if data.strip() == "[DONE]":
-                    return self._stop_reason()
+                    break  # finished only if a finish_reason came (checked below)
                 yield from self._record(self._chunk(data))
                 if self._answer.stopped:  # a stop string the server let through
                     return "stop"
@@ -306,8 +306,12 @@ class _Reader:
         if self._cancel.is_set():
             return "cancelled"
         if self._finish is None:
+            # Also what llama-cpp-python's server does to a streamed answer when another
+            # request arrives (unless started with --interrupt_requests False): [DONE]
+            # without a finish_reason. A cut answer must never pass for a whole one.
             raise EndpointError(f"server {self._url} ended the answer without finishing it "
-                                "(see the server's log: context full, or it crashed?)")
+                                "(see the server's log: context full, crashed, or "
+                                "interrupted by another request?)")
         return self._stop_reason()
 
     def _chunk(self, data: str) -> list[Delta]:

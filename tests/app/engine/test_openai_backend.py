@@ -312,6 +312,14 @@ def test_a_silent_server_times_out_clearly(fake):
         list(OpenAIBackend(fake.url, timeout=0.3).stream(HI))
 
 
+def test_done_without_a_finish_reason_is_a_cut_answer_not_a_whole_one(fake):
+    """What llama-cpp-python's server sends to a streamed answer another request
+    interrupts: a batch must never record it as finished."""
+    fake.script = [chunk(content="half an ans"), DONE]
+    with pytest.raises(EndpointError, match="ended the answer without finishing it"):
+        list(OpenAIBackend(fake.url).stream(HI))
+
+
 def test_an_error_inside_the_stream_is_raised(fake):
     fake.script = [chunk(content="a"), sse({"error": {"message": "out of\nmemory"}})]
     with pytest.raises(EndpointError, match=r"failed mid-answer: out of memory$"):
