@@ -12,8 +12,12 @@ import argparse
 from pathlib import Path
 
 from app.engine.credentials import load_api_key
-from app.engine.remote_classifier import SERVER_APIS
-from app.engine.server_client import DEFAULT_TIMEOUT_S, ServerOptions, ServerTarget
+from app.engine.server_client import (
+    DEFAULT_TIMEOUT_S,
+    SERVER_APIS,
+    ServerOptions,
+    ServerTarget,
+)
 from converters.errors import InputError
 
 DEFAULT_CONCURRENCY = 8  # requests in flight: enough to fill a GPU server's batch

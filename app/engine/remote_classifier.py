@@ -35,10 +35,9 @@ from app.engine.classifier import (
     format_ctx,
     verdict_from,
 )
-from app.engine.server_client import EndpointError, ServerClient
+from app.engine.server_client import SERVER_APIS, EndpointError, ServerClient
 
 ServerApi = Literal["vllm", "llama-server"]
-SERVER_APIS: tuple[str, ...] = ("vllm", "llama-server")
 _OWNERS: dict[str, ServerApi] = {"vllm": "vllm", "llamacpp": "llama-server"}
 _PROBABILITY_SLACK = 1e-3  # what a float32 softmax may stray outside [0, 1]
 

@@ -52,6 +52,9 @@ from converters.errors import InputError
 DEFAULT_TIMEOUT_S = 300.0  # a CPU server may read a long prompt for minutes before answering
 _CANCEL_POLL_S = 0.05
 _MAX_ERROR_CHARS = 300
+# The classification APIs a server may speak (see remote_classifier; named here so that
+# command-line parsers need not import the classifier, which loads llama.cpp).
+SERVER_APIS: tuple[str, ...] = ("vllm", "llama-server")
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _STOP_STATUSES = frozenset({401, 403, 404, 405, 501})  # the same for every request: stop a batch
 

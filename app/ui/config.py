@@ -97,7 +97,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "gate_endpoint": (str,), "gate_api": (str,), "api_key_file": (str,), "ca_file": (str,),
     "threads": (int,), "gpu_layers": (int,), "keymap": (dict,),
 }
-GATE_APIS = ("vllm", "llama-server")
+
 
 
 def load_config(path: Path | None = None) -> UIConfig:
@@ -158,8 +158,12 @@ def _directory(value: str | None) -> Path | None:
 
 
 def _gate_api(value: str | None) -> str | None:
-    if value is not None and value not in GATE_APIS:
-        raise ValueError(f"gate_api must be one of {', '.join(GATE_APIS)}, not {value!r}")
+    if value is None:
+        return None
+    from app.engine.server_client import SERVER_APIS  # http.client: only when used
+
+    if value not in SERVER_APIS:
+        raise ValueError(f"gate_api must be one of {', '.join(SERVER_APIS)}, not {value!r}")
     return value
 
 
