@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from app.engine.errors import EngineError
 from app.engine.server_client import RequestCancelled
-from converters.errors import InputError
+from converters.errors import AmicusError, InputError
 
 _POLL_S = 0.1  # how often a waiting main thread looks up (Ctrl-C, a fatal error)
 
@@ -220,7 +219,7 @@ class Batch:
 def run_batch(batch: Batch, process: Callable[[Record], None]) -> None:
     """Feed every record not yet done to `process` (which writes its result), rejected
     lines to the writer, with a progress bar in records/s. A record whose processing
-    raises an EngineError is failed and kept aside, unless the error stops the batch."""
+    raises an AmicusError is failed and kept aside, unless the error stops the batch."""
     total = count_lines(batch.path)
     already = len(batch.done)
     with progress_bar(total, batch.description, initial=already) as bar:
@@ -283,7 +282,7 @@ class _Runner:
             self.process(record)
         except RequestCancelled:
             return  # stopping: the record is neither done nor failed
-        except EngineError as exc:
+        except AmicusError as exc:  # this record's failure, unless every record would fail
             if getattr(exc, "stops_batch", False):
                 self._stop(exc)
                 return

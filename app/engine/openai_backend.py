@@ -321,13 +321,13 @@ class _Reader:
             chunk = json.loads(data)
         except ValueError as exc:
             raise EndpointError(f"server {self._url} sent a malformed chunk: "
-                                f"{self._client.one_line(data)}") from exc
+                                f"{self._client.server_text(data)}") from exc
         if not isinstance(chunk, dict):
             raise EndpointError(f"server {self._url} sent a malformed chunk: "
-                                f"{self._client.one_line(data)}")
+                                f"{self._client.server_text(data)}")
         if "error" in chunk:  # llama.cpp, vLLM and Ollama report late failures in-stream
             raise EndpointError(f"server {self._url} failed mid-answer: "
-                                f"{self._client.one_line(error_message(chunk))}")
+                                f"{self._client.server_text(error_message(chunk))}")
         self._usage.update(chunk)
         deltas: list[Delta] = []
         for choice in (chunk.get("choices") or [])[:1]:

@@ -188,4 +188,4 @@ def _probability(client: ServerClient, value: float) -> float:
 
 def _unexpected(client: ServerClient, path: str, body: Mapping[str, Any]) -> EndpointError:
     return EndpointError(f"server {client.endpoint.url} answered {path} unexpectedly: "
-                         f"{client.one_line(json.dumps(body, ensure_ascii=False))}")
+                         f"{client.server_text(json.dumps(body, ensure_ascii=False))}")

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 from app.engine.credentials import Secret
 from app.engine.errors import EngineError
-from converters.errors import InputError
+from converters.errors import InputError, one_line
 
 DEFAULT_TIMEOUT_S = 300.0  # a CPU server may read a long prompt for minutes before answering
 _CANCEL_POLL_S = 0.05
@@ -244,9 +244,9 @@ class ServerClient:
         key = self.options.api_key
         return key.redact(text) if key is not None else text
 
-    def one_line(self, text: str | bytes) -> str:
+    def server_text(self, text: str | bytes) -> str:
         """Server-supplied text fit for a message: one line, short, without the key."""
-        return one_line(self.redact(_text(text)))
+        return short_line(self.redact(_text(text)))
 
     def _json(self, exchange: Exchange) -> dict[str, Any]:
         with contextlib.closing(exchange):
@@ -259,10 +259,10 @@ class ServerClient:
             body = json.loads(raw)
         except ValueError as exc:
             raise EndpointError(f"server {self.endpoint.url} did not answer JSON: "
-                                f"{self.one_line(raw)}") from exc
+                                f"{self.server_text(raw)}") from exc
         if not isinstance(body, dict):
             raise EndpointError(f"server {self.endpoint.url} answered unexpected JSON: "
-                                f"{self.one_line(raw)}")
+                                f"{self.server_text(raw)}")
         return body
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -384,7 +384,7 @@ class Exchange:
         except (OSError, http.client.HTTPException):
             raw = b""
         response.close()
-        message = self._client.one_line(error_text(raw))
+        message = self._client.server_text(error_text(raw))
         return ServerStatusError(f"server {self.url} answered HTTP {response.status} "
                                  f"{response.reason}: {message}{_hint(response.status)}",
                                  response.status,
@@ -477,8 +477,8 @@ def error_text(raw: bytes) -> str:
     try:
         body = json.loads(raw)
     except ValueError:
-        return one_line(_text(raw)) or "(no message)"
-    return error_message(body) if isinstance(body, dict) else one_line(_text(raw))
+        return short_line(_text(raw)) or "(no message)"
+    return error_message(body) if isinstance(body, dict) else short_line(_text(raw))
 
 
 def error_message(body: Mapping[str, Any]) -> str:
@@ -487,11 +487,12 @@ def error_message(body: Mapping[str, Any]) -> str:
         error = error.get("message", error)
     if error is None:
         error = body
-    return one_line(error if isinstance(error, str) else json.dumps(error))
+    return short_line(error if isinstance(error, str) else json.dumps(error))
 
 
-def one_line(text: str) -> str:
-    line = " ".join(text.split())
+def short_line(text: str) -> str:
+    """One line (converters.errors.one_line), cut to a length fit for a message."""
+    line = one_line(text)
     return line if len(line) <= _MAX_ERROR_CHARS else line[:_MAX_ERROR_CHARS - 1] + "…"
 
 
@@ -502,4 +503,4 @@ def _text(text: str | bytes) -> str:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return one_line(str(exc)) or type(exc).__name__
+    return short_line(str(exc)) or type(exc).__name__
