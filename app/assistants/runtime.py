@@ -1,5 +1,6 @@
 """An installed assistant, ready to chat: its profile (from its Modelfile) and an engine
-(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint).
+(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint, through
+the shared ServerClient).
 
 The command line and the terminal app both open assistants through here, so prompts,
 sampling and the notices an assistant adds are the same wherever it is used.
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.assistants.catalog import finish_answer, spec_of
 from app.assistants.profiles import AssistantProfile, load_profile
@@ -25,6 +26,9 @@ from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
 from app.store.provenance import Provenance
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -90,26 +94,28 @@ def assistant_profile(model: InstalledModel) -> AssistantProfile:
     return load_profile(path)
 
 
-def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
+def open_assistant(name: str, *, server: ServerTarget | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
                    root: Path | None = None, allow_unverified: bool = False) -> Assistant:
-    """Load an installed assistant (the model stays mapped until `close`).
+    """Load an installed assistant (the model stays mapped until `close`), or, with
+    `server`, chat through that server (the installed Modelfile still gives the prompts).
 
     A model whose verification FAILED is refused (UnverifiedModelError) unless
-    `allow_unverified`, which its answers' provenance then records. With an `endpoint`, the
-    server is asked for `remote_model`, by default the assistant's own name (what
-    `ollama create NAME -f Modelfile` installs it as)."""
+    `allow_unverified`, which its answers' provenance then records. The server is asked for
+    `server.model`, by default the assistant's own name (what `ollama create NAME -f
+    Modelfile` installs it as)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
     used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
-    if endpoint:
+    if server is not None:
         from app.assistants.server import server_model_name
         from app.engine.openai_backend import OpenAIBackend
 
-        engine: ChatEngine = OpenAIBackend(
-            endpoint, model=remote_model or server_model_name(name), n_ctx=profile.n_ctx)
+        engine: ChatEngine = OpenAIBackend(server.client(),
+                                           model=server.model or server_model_name(name),
+                                           n_ctx=profile.n_ctx)
     else:
         from app.engine import Engine
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.engine.openai_backend import OpenAIBackend
+from app.engine.server_client import ServerClient
 
 
 def server_model_name(assistant: str, server_models: Mapping[str, str] | None = None) -> str:
@@ -32,12 +33,12 @@ class ServerListing:
     missing: dict[str, str]  # assistant -> the name it is asked for, which the server lacks
 
 
-def list_server_models(endpoint: str, assistants: Iterable[str],
-                       server_models: Mapping[str, str] | None = None, *,
-                       api_key: str | None = None) -> ServerListing:
+def list_server_models(server: str | ServerClient, assistants: Iterable[str],
+                       server_models: Mapping[str, str] | None = None) -> ServerListing:
     """What the server offers (GET /v1/models) and which assistant uses which model.
-    Raises EndpointError (one line) when the server cannot be reached or answers badly."""
-    backend = OpenAIBackend(endpoint, api_key=api_key)
+    `server`: a URL, or a client carrying the key and certificate settings. Raises
+    EndpointError (one line) when the server cannot be reached or answers badly."""
+    backend = OpenAIBackend(server)
     offered = backend.list_models()
     wanted = {name: server_model_name(name, server_models) for name in assistants}
     models = tuple(ServedModel(model, tuple(a for a, m in wanted.items() if m == model))

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
+from app.commands.servers import add_api_argument, add_server_arguments, server_target
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
 from converters.errors import EXIT_BLOCKED, InputError
@@ -33,6 +34,11 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
                           "instead of the embedded engine")
     ask.add_argument("--model", help="the server's model name (with --endpoint; default: "
                                      "the assistant's name)")
+    ask.add_argument("--gate-endpoint", metavar="URL",
+                     help="run the --gate classifier on this server (vLLM's /classify or "
+                          "llama.cpp's server's /rerank) instead of the embedded engine")
+    add_api_argument(ask, "--gate-api")
+    add_server_arguments(ask)
     ask.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
     ask.add_argument("--gpu-layers", type=int, metavar="N",
                      help="layers to offload (default: all when the build has a GPU "
@@ -48,13 +54,14 @@ def run_ask(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         raise InputError("the question is empty")
-    gate_verdict, gate_record = _gate(text, args.allow_unverified) if args.gate else (None,
-                                                                                     None)
+    if args.gate_endpoint and not args.gate:
+        raise InputError("--gate-endpoint needs --gate")
+    gate_verdict, gate_record = _gate(args, text) if args.gate else (None, None)
     if gate_verdict is not None and gate_verdict.unsafe:
         return _blocked(args, gate_verdict, gate_record)
-    assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads,
-                               n_gpu_layers=args.gpu_layers,
+    assistant = open_assistant(args.assistant,
+                               server=server_target(args, args.endpoint, model=args.model),
+                               n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                                allow_unverified=args.allow_unverified)
     try:
         if assistant.model.demo and not args.json:
@@ -80,11 +87,12 @@ def run_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gate(text: str, allow_unverified: bool) -> tuple[Any, dict[str, Any]]:
+def _gate(args: argparse.Namespace, text: str) -> tuple[Any, dict[str, Any]]:
     """The gate's verdict, and its record for --json (with the classifier's provenance)."""
     from app.assistants.gate import IntentGate
 
-    gate = IntentGate.open(allow_unverified=allow_unverified)
+    gate = IntentGate.open(server=server_target(args, args.gate_endpoint, api=args.gate_api),
+                           allow_unverified=args.allow_unverified)
     try:
         verdict = gate.check([], text)
         provenance = gate.provenance()

@@ -22,7 +22,12 @@ from app.ui.config import DEFAULT_THEME, LIGHT_THEME, UIConfig
 from app.ui.keymap import actions
 from app.ui.screens.error_dialog import ErrorDialog
 from app.ui.screens.main_screen import MainScreen
-from app.ui.services import Services, real_assistant_opener, real_gate_opener
+from app.ui.services import (
+    Services,
+    real_assistant_opener,
+    real_gate_opener,
+    server_targets,
+)
 
 STYLES = Path(__file__).parent / "styles"
 
@@ -112,8 +117,9 @@ def open_store(config: UIConfig) -> tuple[Store, tuple[str, str] | None]:
 
 def build_app(config: UIConfig) -> AmicusApp:
     store, problem = open_store(config)
+    chat_server, gate_server = server_targets(config)
     services = Services(store, open_assistant=real_assistant_opener(
-        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers,
+        server=chat_server, threads=config.threads, gpu_layers=config.gpu_layers,
         server_models=config.server_models),
-        open_gate=real_gate_opener(threads=config.threads))
+        open_gate=real_gate_opener(threads=config.threads, server=gate_server))
     return AmicusApp(config, services, startup_problem=problem)

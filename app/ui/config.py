@@ -8,6 +8,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     on_cancel = "ask"                # after Esc: ask | keep | discard the partial reply
     export_dir = "~/Documents/Amicus"
     endpoint = "http://127.0.0.1:11434"   # an OpenAI-compatible server instead of llama.cpp
+    gate_endpoint = "https://gpu.clinic.lan:8001"  # the intent-safety gate on a server
+    gate_api = "vllm"                # vllm | llama-server (default: asked of the server)
+    api_key_file = "~/.config/amicus/api-key"  # readable by you alone (or AMICUS_API_KEY)
+    ca_file = "~/clinic-ca.pem"      # a clinic's own certificate authority for https
     threads = 4                      # CPU threads (default: adapts to the load)
     gpu_layers = 0                   # layers offloaded to the GPU (default: all if possible)
 
@@ -57,6 +61,10 @@ class UIConfig:
     on_cancel: OnCancel = "ask"
     export_dir: Path | None = None  # None: default_export_dir()
     endpoint: str | None = None
+    gate_endpoint: str | None = None  # None: the installed classifier, embedded
+    gate_api: str | None = None  # None: asked of the gate's server
+    api_key_file: Path | None = None  # the key for every server (after the environment's)
+    ca_file: Path | None = None  # None: the system's certificate store
     threads: int | None = None
     gpu_layers: int | None = None
     keymap: dict[str, str] = field(default_factory=lambda: resolve({}))
@@ -91,8 +99,10 @@ def _builtin_themes() -> set[str]:
 
 _FIELDS: dict[str, tuple[type, ...]] = {
     "theme": (str,), "on_cancel": (str,), "export_dir": (str,), "endpoint": (str,),
+    "gate_endpoint": (str,), "gate_api": (str,), "api_key_file": (str,), "ca_file": (str,),
     "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "server_models": (dict,),
 }
+
 
 
 def load_config(path: Path | None = None) -> UIConfig:
@@ -124,6 +134,10 @@ def _parse(data: dict[str, Any]) -> UIConfig:
         on_cancel=_on_cancel(data.get("on_cancel", "ask")),
         export_dir=_directory(data.get("export_dir")),
         endpoint=data.get("endpoint") or None,
+        gate_endpoint=data.get("gate_endpoint") or None,
+        gate_api=_gate_api(data.get("gate_api")),
+        api_key_file=_directory(data.get("api_key_file")),
+        ca_file=_directory(data.get("ca_file")),
         threads=_positive("threads", data.get("threads")),
         gpu_layers=_gpu_layers(data.get("gpu_layers")),
         keymap=resolve(_keymap(data.get("keymap", {}))),
@@ -145,7 +159,18 @@ def _on_cancel(value: str) -> OnCancel:
 
 
 def _directory(value: str | None) -> Path | None:
+    """A path setting, `~` expanded (a folder or a file)."""
     return Path(os.path.expanduser(value)) if value else None
+
+
+def _gate_api(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from app.engine.server_client import SERVER_APIS  # http.client: only when used
+
+    if value not in SERVER_APIS:
+        raise ValueError(f"gate_api must be one of {', '.join(SERVER_APIS)}, not {value!r}")
+    return value
 
 
 def _positive(name: str, value: int | None) -> int | None:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.assistants.catalog import GATE_MODEL, chat_assistants
 from app.assistants.profiles import AssistantProfile, load_profile
@@ -23,7 +23,11 @@ from app.assistants.registry import (
 )
 from app.assistants.runtime import Assistant, modelfile_for
 from app.store import Store
+from app.ui.config import UIConfig
 from converters.errors import InputError
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
 
 
 class Verdict(Protocol):
@@ -70,31 +74,52 @@ class AssistantEntry:
         return self.model is not None and self.model.demo
 
 
-def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
+def real_assistant_opener(*, server: ServerTarget | None = None, threads: int | None = None,
                           gpu_layers: int | None = None, root: Path | None = None,
                           server_models: Mapping[str, str] | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models); with
-    an `endpoint`, each is asked of the server under its `server_models` name (default: the
-    assistant's own). `allow_unverified` is the dialog's "use anyway"."""
+    """Loads installed assistants (from `root`, default the data directory's models), or
+    chats through `server`, asking it for each assistant under its `server_models` name
+    (default: the assistant's own). `allow_unverified` is the dialog's "use anyway"."""
     def opener(name: str, *, allow_unverified: bool = False) -> Assistant:
+        from dataclasses import replace
+
         from app.assistants.runtime import open_assistant
 
-        return open_assistant(name, endpoint=endpoint, n_threads=threads,
+        target = replace(server, model=(server_models or {}).get(name)) if server else None
+        return open_assistant(name, server=target, n_threads=threads,
                               n_gpu_layers=gpu_layers, root=root,
-                              remote_model=(server_models or {}).get(name),
                               allow_unverified=allow_unverified)
 
     return opener
 
 
-def real_gate_opener(*, threads: int | None = None, root: Path | None = None) -> GateOpener:
+def real_gate_opener(*, threads: int | None = None, root: Path | None = None,
+                     server: ServerTarget | None = None) -> GateOpener:
+    """The installed classifier, or the one `server` serves (the same shared client as the
+    chat and the command line)."""
     def opener(*, allow_unverified: bool = False) -> Gate:
         from app.assistants.gate import IntentGate  # loads llama.cpp: only when first used
 
-        return IntentGate.open(n_threads=threads, root=root,
+        return IntentGate.open(n_threads=threads, root=root, server=server,
                                allow_unverified=allow_unverified)
 
     return opener
+
+
+def server_targets(config: UIConfig) -> tuple[ServerTarget | None, ServerTarget | None]:
+    """The chat server and the gate's server the config names (None: embedded), sharing
+    one set of client settings: the API key (environment, else api_key_file) and ca_file.
+    The key is read only when a server is named."""
+    if not (config.endpoint or config.gate_endpoint):
+        return None, None
+    from app.engine.credentials import load_api_key
+    from app.engine.server_client import ServerOptions, ServerTarget
+
+    options = ServerOptions(api_key=load_api_key(config.api_key_file), ca_file=config.ca_file)
+    chat = ServerTarget(config.endpoint, options=options) if config.endpoint else None
+    gate = (ServerTarget(config.gate_endpoint, api=config.gate_api, options=options)
+            if config.gate_endpoint else None)
+    return chat, gate
 
 
 class Services:

@@ -11,6 +11,7 @@ from app.assistants.registry import verify_model
 from app.assistants.runtime import Assistant, assistant_profile, open_assistant
 from app.engine.fake import FakeEngine
 from app.engine.openai_backend import OpenAIBackend
+from app.engine.server_client import ServerTarget
 from app.store import Provenance
 
 
@@ -64,9 +65,10 @@ def test_a_server_record_names_the_url_and_model_and_only_the_fields_sent(instal
 def test_open_assistant_asks_the_server_for_the_assistants_name_by_default(installed):
     model = installed("moral-audit")
     root = model.directory.parent
-    default = open_assistant("moral-audit", endpoint="http://127.0.0.1:9", root=root)
-    named = open_assistant("moral-audit", endpoint="http://127.0.0.1:9", root=root,
-                           remote_model="qwen3-ethics:q4")
+    default = open_assistant("moral-audit", server=ServerTarget("http://127.0.0.1:9"),
+                             root=root)
+    named = open_assistant("moral-audit", root=root,
+                           server=ServerTarget("http://127.0.0.1:9", model="qwen3-ethics:q4"))
     assert isinstance(default.engine, OpenAIBackend)
     assert default.engine.model == "moral-audit" and named.engine.model == "qwen3-ethics:q4"
     assert named.provenance().backend.server_model == "qwen3-ethics:q4"

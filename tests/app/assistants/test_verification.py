@@ -13,6 +13,7 @@ from app.assistants.registry import (
     verify_model,
 )
 from app.assistants.runtime import open_assistant
+from app.engine.server_client import ServerTarget
 from app.errors import describe
 from tests.app.assistants.conftest import corrupt
 
@@ -47,15 +48,15 @@ def test_the_dialogs_three_ways_out(installed):
     corrupt(model)
     verify_model(model)
     with pytest.raises(UnverifiedModelError):
-        open_assistant("moral-audit", endpoint="http://127.0.0.1:9", root=root)
-    anyway = open_assistant("moral-audit", endpoint="http://127.0.0.1:9", root=root,
+        open_assistant("moral-audit", server=ServerTarget("http://127.0.0.1:9"), root=root)
+    anyway = open_assistant("moral-audit", server=ServerTarget("http://127.0.0.1:9"), root=root,
                             allow_unverified=True)
     record = anyway.provenance()
     assert anyway.used_anyway and record.model.used_anyway
     assert record.model.verification == "FAILED"
     corrupt(model)  # the original bytes back: verifying again clears it
     assert verify_model(find_model("moral-audit", root)) == []
-    again = open_assistant("moral-audit", endpoint="http://127.0.0.1:9", root=root)
+    again = open_assistant("moral-audit", server=ServerTarget("http://127.0.0.1:9"), root=root)
     assert not again.used_anyway and again.provenance().model.verification == "verified"
     remove_model(model)
     assert not model.directory.exists()

@@ -61,11 +61,11 @@ def test_an_interrupted_audit_resumes_without_redoing_records(home, capsys, reco
     calls = []
     real = audit._ask
 
-    def interrupted_on_second(assistant, prompt, *, think):
+    def interrupted_on_second(assistant, prompt, **options):
         calls.append(prompt)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(assistant, prompt, think=think)
+        return real(assistant, prompt, **options)
 
     monkeypatch.setattr(audit, "_ask", interrupted_on_second)
     code, _, _ = run(capsys, "audit", str(records), "--frame", "direct", "-o", str(out))
@@ -73,8 +73,8 @@ def test_an_interrupted_audit_resumes_without_redoing_records(home, capsys, reco
     assert [r["line"] for r in _results(out)] == [1]
     with open(out, "a", encoding="utf-8") as handle:  # a crash mid-write leaves half a line
         handle.write('{"line": 3, "fra')
-    monkeypatch.setattr(audit, "_ask", lambda a, p, *, think: (calls.append(p), real(
-        a, p, think=think))[1])
+    monkeypatch.setattr(audit, "_ask", lambda a, p, **options: (calls.append(p), real(
+        a, p, **options))[1])
     calls.clear()
     code, _, _ = run(capsys, "audit", str(records), "--frame", "direct", "-o", str(out))
     assert code == 0

@@ -9,6 +9,7 @@ import pytest
 
 from app.assistants.registry import UnverifiedModelError, find_model, verify_model
 from app.engine.openai_backend import OpenAIBackend
+from app.engine.server_client import ServerTarget
 from app.store import Store
 from app.ui import exporting
 from app.ui.app import open_store
@@ -36,7 +37,7 @@ def _fail_verification(root: Path, name: str) -> None:
 
 
 def test_the_opener_asks_the_server_for_each_assistants_configured_name(models):
-    opener = real_assistant_opener(endpoint="http://127.0.0.1:9", root=models,
+    opener = real_assistant_opener(server=ServerTarget("http://127.0.0.1:9"), root=models,
                                    server_models={"sentencing": "criminal-law:q4"})
     sentencing, general = opener("sentencing"), opener("general")
     assert isinstance(sentencing.engine, OpenAIBackend)
@@ -46,7 +47,7 @@ def test_the_opener_asks_the_server_for_each_assistants_configured_name(models):
 def test_use_anyway_loads_a_model_that_failed_verification(models):
     _fail_verification(models, "general")
     services = Services(Store.open(incognito=True), models_root=models,
-                        open_assistant=real_assistant_opener(endpoint="http://127.0.0.1:9",
+                        open_assistant=real_assistant_opener(server=ServerTarget("http://127.0.0.1:9"),
                                                              root=models))
     with pytest.raises(UnverifiedModelError):
         services.assistant("general")
