@@ -652,8 +652,7 @@ class MainScreen(Screen[None]):
         def back(_: None) -> None:  # models may have been reloaded meanwhile
             self._models_changed()
 
-        self.app.push_screen(ModelManager(self.services, endpoint=self.config.endpoint,
-                                          server_models=self.config.server_models), back)
+        self.app.push_screen(ModelManager(self.services, self.config), back)
 
     async def action_show_earlier(self) -> None:
         if self.conversation is not None and not self.full_history:

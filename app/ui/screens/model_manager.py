@@ -4,7 +4,6 @@ also what the server offers (its /v1/models) and which assistants are asked for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.text import Text
@@ -18,8 +17,9 @@ from textual.widgets import DataTable, Footer, Label, Markdown, Static
 from app.assistants.registry import InstalledModel, human_size
 from app.assistants.server import ServerListing, list_server_models
 from app.errors import describe
+from app.ui.config import UIConfig
 from app.ui.messages import BackendProbed, ModelVerified, ServerListed
-from app.ui.services import Services
+from app.ui.services import Services, server_targets
 
 GUIDANCE = """\
 **No model is installed yet.** Amicus runs models from its data folder; to get some:
@@ -53,12 +53,11 @@ class ModelManager(Screen[None]):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, services: Services, *, endpoint: str | None = None,
-                 server_models: Mapping[str, str] | None = None) -> None:
+    def __init__(self, services: Services, config: UIConfig | None = None) -> None:
         super().__init__(id="models")
         self.services = services
-        self.endpoint = endpoint
-        self.server_models = dict(server_models or {})
+        self.config = config or UIConfig()
+        self.endpoint = self.config.endpoint  # the chat server, if one answers
 
     def compose(self) -> ComposeResult:
         with Vertical(id="models-body"):
@@ -81,7 +80,7 @@ class ModelManager(Screen[None]):
         self._probe_backend()
         if self.endpoint is not None:
             self.query_one("#server-table", DataTable).add_columns(*SERVER_COLUMNS)
-            self._list_server(self.endpoint)
+            self._list_server()
 
     def _fill(self) -> None:
         models = self.services.models()
@@ -105,10 +104,12 @@ class ModelManager(Screen[None]):
         self.query_one("#backend", Static).update(event.text)
 
     @work(thread=True, exclusive=True, group="server", exit_on_error=False)
-    def _list_server(self, endpoint: str) -> None:
+    def _list_server(self) -> None:
         names = [entry.name for entry in self.services.assistants()]
-        try:
-            listing = list_server_models(endpoint, names, self.server_models)
+        try:  # with the chat's own client settings: its API key and certificate authority
+            chat, _gate = server_targets(self.config)
+            assert chat is not None
+            listing = list_server_models(chat.client(), names, self.config.server_models)
         except Exception as exc:  # unreachable, refused, not OpenAI-compatible: say so
             self.post_message(ServerListed(None, describe(exc).line))
             return
