@@ -125,8 +125,11 @@ def write_gguf(
     writer = gguf.GGUFWriter(path, arch.gguf_arch)
     ahead = Prefetcher()
     try:
+        embedding = _embedding_name(weights)
+        arch.check_weights(weights.names(), weights.shape, embedding)
         _add_metadata(writer, arch, out_type, provenance)
-        add_tokenizer(writer, tokenizer_dir, config_dir, arch.vocabulary, _vocab_rows(weights))
+        add_tokenizer(writer, tokenizer_dir, config_dir, arch.vocabulary,
+                      weights.shape(embedding)[0])  # the (resized) embedding's rows, not config's
         total = _add_tensors(writer, weights, arch, out_type, progress, ahead)
         on_total(total)
         writer.write_header_to_file()
@@ -137,11 +140,6 @@ def write_gguf(
         writer.close()
     weights.finish()
     return total
-
-
-def _vocab_rows(weights: MergedWeights) -> int:
-    """vocab_size follows the (possibly resized) embedding, not the config."""
-    return weights.shape(_embedding_name(weights))[0]
 
 
 def _embedding_name(weights: MergedWeights) -> str:
