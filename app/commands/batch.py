@@ -17,7 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.engine.errors import ContextOverflowError
 from converters.errors import InputError
+
+# Errors that concern one record, not the run: that record is rejected, the batch goes on.
+RECORD_ERRORS: tuple[type[Exception], ...] = (ContextOverflowError,)
 
 
 @dataclass(frozen=True)
@@ -152,14 +156,19 @@ class ResultWriter:
 def run_batch(path: Path, writer: ResultWriter, done: set[int], description: str,
               process: Callable[[Record], None]) -> None:
     """Feed every record not yet done to `process`, rejected ones to the writer, with a
-    progress bar counting all of them."""
+    progress bar counting all of them. A record `process` fails on with one of
+    RECORD_ERRORS (too long for the context) is rejected like any other bad record."""
     with progress_bar(count_lines(path), description) as bar:
         for item in read_records(path):
             bar.update(1)
             if isinstance(item, Rejected):
                 writer.reject(item)
             elif item.line not in done:
-                process(item)
+                try:
+                    process(item)
+                except RECORD_ERRORS as exc:
+                    writer.reject(Rejected(item.line, str(exc),
+                                           json.dumps(item.data, ensure_ascii=False)))
 
 
 def count_lines(path: Path) -> int:
