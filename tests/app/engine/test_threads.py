@@ -7,13 +7,13 @@ import math
 import pytest
 
 from app.engine.threads import (
-from converters.errors import InputError
     CpuSnapshot,
     LoadMonitor,
     ThreadPolicy,
     physical_cores,
     threads_for_load,
 )
+from converters.errors import InputError
 
 
 @pytest.mark.parametrize(("cores", "others", "expected"), [
