@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from converters.errors import AmicusError, one_line
 
+from .records import DamagedRowError
+
 
 class StoreError(AmicusError):
     """Any failure of the conversation store; str() is one line, fit for a dialog."""
@@ -49,19 +51,27 @@ def from_sqlite(exc: sqlite3.Error, where: str) -> StoreError:
                              "Free some space and try again.")
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text \
             or "malformed" in text:
-        return CorruptDatabaseError(f"{where} is damaged or is not an Amicus database "
-                                    f"({text}); move it aside and Amicus will start afresh.")
+        return damaged(where, text)
     if name == "SQLITE_BUSY" or "database is locked" in text:
         return StoreError(f"{where} is busy: another Amicus is writing to it ({text}).")
     return StoreError(f"{where}: {text}")
 
 
+def damaged(where: str, detail: str) -> CorruptDatabaseError:
+    return CorruptDatabaseError(f"{where} is damaged or is not an Amicus database "
+                                f"({detail}); move it aside and Amicus will start afresh.")
+
+
 @contextmanager
 def translate(where: str) -> Iterator[None]:
-    """Turn sqlite3 and file-system errors raised inside the block into StoreErrors."""
+    """Turn sqlite3 and file-system errors raised inside the block into StoreErrors, and
+    rows holding what Amicus never writes (records.DamagedRowError) into the damage
+    they are."""
     try:
         yield
     except sqlite3.Error as exc:
         raise from_sqlite(exc, where) from exc
+    except DamagedRowError as exc:
+        raise damaged(where, str(exc)) from exc
     except OSError as exc:
         raise StoreError(one_line(f"{where}: {exc.strerror or exc}")) from exc

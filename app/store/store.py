@@ -22,7 +22,18 @@ from app.paths import data_dir
 from . import connection, schema
 from .errors import NotFoundError, translate
 from .export import render_markdown
-from .records import ROLES, STATUSES, Conversation, Message, Role, Status, now, to_text
+from .records import (
+    ROLES,
+    STATUSES,
+    Conversation,
+    DamagedRowError,
+    Message,
+    Role,
+    Status,
+    now,
+    parse_json,
+    to_text,
+)
 
 DB_FILENAME = "amicus.sqlite3"
 INCOGNITO = "the incognito store"
@@ -164,7 +175,7 @@ class Store:
         with self._reading() as conn:
             rows = conn.execute(f"SELECT * FROM conversations WHERE {where}"
                                 " ORDER BY updated_at DESC, id DESC", args).fetchall()
-        return [Conversation.from_row(row) for row in rows]
+            return [Conversation.from_row(row) for row in rows]
 
     def rename_conversation(self, conversation_id: int, title: str) -> Conversation:
         """Give the conversation a new title."""
@@ -288,7 +299,7 @@ class Store:
         with self._reading() as conn:
             rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
                                 (conversation_id,)).fetchall()
-        return [Message.from_row(row) for row in rows]
+            return [Message.from_row(row) for row in rows]
 
     def _message(self, conn: sqlite3.Connection, message_id: int) -> Message:
         row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -302,7 +313,11 @@ class Store:
         """The setting's value as stored (JSON), or `default` when it was never set."""
         with self._reading() as conn:
             row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row["value"])
+            if row is None:
+                return default
+            if not isinstance(row["value"], str):
+                raise DamagedRowError(f"setting {key!r} is not text")
+            return parse_json(row["value"], f"setting {key!r}")
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (TypeError/ValueError otherwise) under `key`."""

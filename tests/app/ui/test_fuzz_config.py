@@ -36,7 +36,8 @@ def _toml_value(value: object) -> str:
     return json.dumps(value).replace("\\u007f", "\\u007F")
 
 
-_TABLE = st.dictionaries(st.sampled_from(sorted(action.id for action in ACTIONS)) | st.text(max_size=6),
+_ACTION_IDS = st.sampled_from(sorted(action.id for action in ACTIONS))
+_TABLE = st.dictionaries(_ACTION_IDS | st.text(max_size=6),
                          _SCALARS | st.lists(_SCALARS, max_size=2), max_size=3)
 _SETTINGS = st.dictionaries(st.sampled_from(_KEYS) | st.text(min_size=1, max_size=6),
                             _SCALARS | st.lists(_SCALARS, max_size=2), max_size=5)
