@@ -50,7 +50,7 @@ def from_sqlite(exc: sqlite3.Error, where: str) -> StoreError:
         return DiskFullError(f"The disk is full: could not save to {where}. "
                              "Free some space and try again.")
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text \
-            or "malformed" in text:
+            or "malformed" in text or "decode to UTF-8" in text:
         return damaged(where, text)
     if name == "SQLITE_BUSY" or "database is locked" in text:
         return StoreError(f"{where} is busy: another Amicus is writing to it ({text}).")
@@ -73,5 +73,7 @@ def translate(where: str) -> Iterator[None]:
         raise from_sqlite(exc, where) from exc
     except DamagedRowError as exc:
         raise damaged(where, str(exc)) from exc
+    except UnicodeDecodeError as exc:  # sqlite3 decoding a damaged TEXT value
+        raise damaged(where, "text that is not UTF-8") from exc
     except OSError as exc:
         raise StoreError(one_line(f"{where}: {exc.strerror or exc}")) from exc

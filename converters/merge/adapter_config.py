@@ -63,8 +63,8 @@ def read_config(adapter_dir: Path) -> AdapterConfig:
     _refuse_unmergeable(raw, where)
     _check_fields(raw, where)
     return AdapterConfig(
-        r=raw.get("r", 8),
-        lora_alpha=raw.get("lora_alpha", 8),
+        r=8 if raw.get("r") is None else raw["r"],  # peft's defaults, as for a missing field
+        lora_alpha=8 if raw.get("lora_alpha") is None else raw["lora_alpha"],
         use_rslora=bool(raw.get("use_rslora")),
         use_dora=bool(raw.get("use_dora")),
         fan_in_fan_out=bool(raw.get("fan_in_fan_out")),

@@ -125,3 +125,14 @@ def test_rows_with_values_of_the_wrong_shape_are_reported_as_damage(database, tm
         conn.execute(f"UPDATE {table} SET {column} = ? WHERE id = 1", (value,))
     error = refused_or_read(lambda: _use(path), names=str(path))
     assert "damaged" in str(error)
+
+
+def test_text_that_is_not_utf8_is_reported_as_damage(database, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "amicus.sqlite3"
+    shutil.copy(database, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE messages SET content = CAST(X'F5B1FF' AS TEXT) WHERE id = 1")
+    error = refused_or_read(lambda: _use(path), names=str(path))
+    assert "damaged" in str(error) and "UTF-8" in str(error)
