@@ -59,7 +59,11 @@ _V2: Step = (
     "CREATE INDEX conversations_by_assistant ON conversations (assistant, updated_at)",
 )
 
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2)
+# v3: which process is streaming a reply (its pid, while status is 'streaming'), so that a
+# reply left by a process that was killed can be told from one another Amicus is writing.
+_V3: Step = ("ALTER TABLE messages ADD COLUMN writer INTEGER",)
+
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

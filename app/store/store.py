@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -104,7 +105,25 @@ class Store:
             except BaseException:
                 conn.close()
                 raise
-        return cls(conn, file)
+        store = cls(conn, file)
+        store.recover_interrupted()
+        return store
+
+    def recover_interrupted(self) -> int:
+        """Replies left 'streaming' by a process that died (killed, a power cut): an empty
+        one is removed, one with text is kept as 'cancelled'. Replies another running
+        Amicus is streaming are left alone. Returns how many were recovered."""
+        with self._writing() as conn:
+            rows = conn.execute("SELECT id, content, thinking, writer FROM messages"
+                                " WHERE status = 'streaming'").fetchall()
+            dead = [row for row in rows if not _alive(row["writer"])]
+            for row in dead:
+                if (row["content"] or "").strip() or (row["thinking"] or "").strip():
+                    conn.execute("UPDATE messages SET status = 'cancelled', writer = NULL"
+                                 " WHERE id = ?", (row["id"],))
+                else:
+                    conn.execute("DELETE FROM messages WHERE id = ?", (row["id"],))
+        return len(dead)
 
     @property
     def incognito(self) -> bool:
@@ -245,6 +264,7 @@ class Store:
         stamp = to_text(now())
         values = {"conversation_id": conversation_id, "role": role, "content": content,
                   "thinking": thinking, "status": status, "created_at": stamp,
+                  "writer": os.getpid() if status == "streaming" else None,
                   "prompt_ms": prompt_ms, "generation_ms": generation_ms,
                   "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "tokens_per_second": tokens_per_second,
@@ -276,6 +296,7 @@ class Store:
         changes = {key: value for key, value in given.items() if value is not UNSET}
         if "status" in changes:
             _check_status(str(changes["status"]))
+            changes["writer"] = os.getpid() if changes["status"] == "streaming" else None
         with self._writing() as conn:
             message = self._message(conn, message_id)
             if changes:
@@ -338,6 +359,22 @@ class Store:
         with self._lock:  # one consistent snapshot of the conversation and its messages
             conversation = self.get_conversation(conversation_id)
             return render_markdown(conversation, self.messages(conversation_id))
+
+
+def _alive(pid: object) -> bool:
+    """Whether the process that was streaming a reply still runs (None: unknown, an older
+    Amicus wrote it; taken as gone, as that Amicus is not running now)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _update(conn: sqlite3.Connection, table: str, row_id: int, changes: dict[str, Any]) -> None:
