@@ -39,7 +39,12 @@ class Staging:
 
     def commit(self, names: list[str]) -> list[Path]:
         """Move staged files to their final names, in order (put the manifest last: its
-        presence says the set is complete)."""
+        presence says the set is complete). The manifest of an earlier set goes first, so
+        an interruption between the moves leaves no manifest vouching for a mixed set."""
+        earlier_manifest = self.out_dir / names[-1]
+        if earlier_manifest.exists():
+            earlier_manifest.unlink()
+            _fsync_dir(self.out_dir)
         finals = []
         for name in names:
             final = self.out_dir / name
