@@ -89,7 +89,7 @@ def load_profile(modelfile_path: Path) -> AssistantProfile:
     """Read an assistant's Modelfile; bad files raise ModelfileError (an InputError)."""
     modelfile = read_modelfile(modelfile_path)
     num_ctx = modelfile.parameters.get("num_ctx")
-    if num_ctx is not None and not 1 <= int(num_ctx) <= MAX_NUM_CTX:
+    if isinstance(num_ctx, int) and not 1 <= num_ctx <= MAX_NUM_CTX:
         raise ModelfileError(f"PARAMETER num_ctx {num_ctx}: Amicus needs 1 to {MAX_NUM_CTX}",
                              None, str(modelfile_path))
     return AssistantProfile(

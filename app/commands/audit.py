@@ -44,10 +44,14 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_audit(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
-    done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
-    assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads)
-    writer = ResultWriter(args.output)
+    writer = ResultWriter(args.output)  # locks the output first: one run at a time
+    try:
+        done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
+        assistant = open_assistant(args.assistant, endpoint=args.endpoint,
+                                   remote_model=args.model, n_threads=args.threads)
+    except BaseException:
+        writer.close()
+        raise
     try:
         if assistant.model.demo:
             print(f"({DEMO_NOTICE})", file=sys.stderr)

@@ -118,12 +118,23 @@ def finished_lines(output: Path, same_run: Callable[[dict[str, Any]], bool]) -> 
 
 
 class ResultWriter:
-    """Appends results durably; collects rejected records for the side file."""
+    """Appends results durably; collects rejected records for the side file.
+
+    Create it before reading what the output already holds (finished_lines): it locks the
+    output, so a second run on the same file is refused instead of interleaving with this
+    one (the lock goes with the process, however it ends)."""
 
     def __init__(self, output: Path | None) -> None:
         self.output = output
+        self._created = output is not None and not output.exists()
         self._handle: IO[str] = (open(output, "a", encoding="utf-8")  # noqa: SIM115
                                  if output else sys.stdout)
+        if output is not None:
+            try:
+                lock_exclusively(self._handle, output)
+            except BaseException:
+                self._handle.close()
+                raise
         self.rejected: list[Rejected] = []
 
     def write(self, result: dict[str, Any]) -> None:
@@ -143,6 +154,8 @@ class ResultWriter:
         if not self.output:
             return None
         self._handle.close()
+        if self._created and self.output.stat().st_size == 0:
+            self.output.unlink()  # nothing was written: leave no empty file behind
         if not self.rejected:
             return None
         side = self.output.with_name(self.output.name + ".rejected.jsonl")
@@ -151,6 +164,22 @@ class ResultWriter:
                 handle.write(json_line({"line": item.line, "reason": item.reason,
                                         "raw": item.raw}))
         return side
+
+
+def lock_exclusively(handle: IO[str], path: Path) -> None:
+    """Hold an exclusive lock on an open file, or refuse: another run is writing it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        raise InputError(f"{path}: another amicus run is writing to it; let it finish (or "
+                         "stop it), then run again to resume") from exc
 
 
 def run_batch(path: Path, writer: ResultWriter, done: set[int], description: str,

@@ -45,9 +45,13 @@ def run_classify(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError("--threshold must be between 0 and 1")
-    done = finished_lines(args.output, lambda _r: True) if args.output else set()
-    gate = IntentGate.open(n_threads=args.threads)
-    writer = ResultWriter(args.output)
+    writer = ResultWriter(args.output)  # locks the output first: one run at a time
+    try:
+        done = finished_lines(args.output, lambda _r: True) if args.output else set()
+        gate = IntentGate.open(n_threads=args.threads)
+    except BaseException:
+        writer.close()
+        raise
     try:
         run_batch(args.file, writer, done, "classify",
                   lambda record: _classify_one(gate, args, record, writer))
