@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from app.paths import data_dir
+from converters.processes import process_alive
 
 from . import connection, schema
 from .errors import NotFoundError, translate
@@ -364,17 +365,9 @@ class Store:
 def _alive(pid: object) -> bool:
     """Whether the process that was streaming a reply still runs (None: unknown, an older
     Amicus wrote it; taken as gone, as that Amicus is not running now)."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int):
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
 
 
 def _update(conn: sqlite3.Connection, table: str, row_id: int, changes: dict[str, Any]) -> None:
