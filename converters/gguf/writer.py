@@ -68,7 +68,9 @@ class LazyTensor:
         for block in blocks:
             if block.dtype != self.dtype:
                 raise RuntimeError(f"tensor block is {block.dtype}, declared {self.dtype}")
-            block.tofile(handle)
+            # A file write, not numpy's tofile: a full disk then raises OSError(ENOSPC)
+            # instead of "N requested and M written".
+            handle.write(np.ascontiguousarray(block).data)
             written += block.nbytes
             self._on_written(block.nbytes)
         if written != self.nbytes:
@@ -135,6 +137,10 @@ def write_gguf(
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
+    except OSError as exc:
+        if exc.filename is None:  # name the file: "No space left on device: <path>"
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         ahead.close()
         writer.close()

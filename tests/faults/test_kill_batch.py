@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -43,16 +42,6 @@ def _records() -> tuple[bytes, set[int], set[int]]:
             lines.append(json.dumps(record).encode())
             good.add(number)
     return b"\n".join(lines) + b"\n", good, bad
-
-
-@pytest.fixture
-def home(demo_models, tmp_path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(demo_models, home / "models")
-    # Demo weights rarely stop by themselves: keep each reply to a few tokens.
-    modelfile = home / "models" / "moral-audit" / "Modelfile"
-    modelfile.write_text(modelfile.read_text() + "PARAMETER num_predict 4\n")
-    return home
 
 
 def _lines_of(path: Path) -> list[int]:

@@ -5,24 +5,13 @@ app instances) lose nothing however their writes interleave."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from app.store import Store
 from tests.faults.killing import ANNOUNCE, ROOT, amicus_env, run, start
-
-
-@pytest.fixture
-def home(demo_models, tmp_path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(demo_models, home / "models")
-    modelfile = home / "models" / "moral-audit" / "Modelfile"
-    modelfile.write_text(modelfile.read_text() + "PARAMETER num_predict 4\n")
-    return home
 
 
 @pytest.mark.parametrize("command", ["audit", "classify"])
