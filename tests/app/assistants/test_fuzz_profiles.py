@@ -36,7 +36,7 @@ def _use(path: Path) -> None:
     GenerationParams.coerce(params).answer_reserve(profile.n_ctx)
 
 
-@fuzz_settings(100)
+@fuzz_settings(50)
 @given(source=st.sampled_from(SHIPPED), data=st.data())
 def test_damaged_modelfiles_are_refused_or_read(tmp_path, source, data):
     path = tmp_path / "Modelfile"

@@ -96,7 +96,7 @@ _JSON_BLOBS = [IMAGE + "params", IMAGE + "messages",
                "application/vnd.docker.container.image.v1+json"]
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(media=st.sampled_from(_JSON_BLOBS), data=st.data())
 def test_damaged_json_blobs_are_refused_or_read(store_template, tmp_path, media, data):
     root = tmp_path / "models"
@@ -117,7 +117,7 @@ def test_any_text_blob_is_refused_or_read(store_template, tmp_path, media, text)
     refused_or_read(lambda: _read(root))
 
 
-@fuzz_settings(60)
+@fuzz_settings(30)
 @given(data=st.data())
 def test_damaged_gguf_headers_are_refused_or_read(store_template, tmp_path, data):
     root = tmp_path / "models"

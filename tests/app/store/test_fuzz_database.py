@@ -88,7 +88,7 @@ def _apply(path: Path, changes: list[tuple[str, int, bytes]]) -> None:
     path.write_bytes(bytes(data))
 
 
-@fuzz_settings(120)
+@fuzz_settings(60)
 @given(data=st.data())
 def test_damaged_databases_are_refused_or_read(database, tmp_path, data):
     path = tmp_path / "amicus.sqlite3"

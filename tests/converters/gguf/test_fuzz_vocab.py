@@ -61,7 +61,7 @@ def _copy(source: Path, target: Path) -> Path:
     return target
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(file=st.sampled_from(["tokenizer.json", "tokenizer_config.json", "config.json"]),
        data=st.data())
 def test_damaged_bpe_tokenizer_files_are_refused_or_read(tmp_path, sources, vocab_sizes, file,

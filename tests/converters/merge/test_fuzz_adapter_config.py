@@ -47,7 +47,7 @@ def _merge(base: Path, adapter: Path) -> None:
                 adapter_.close()
 
 
-@fuzz_settings(80)
+@fuzz_settings(40)
 @given(kind=st.sampled_from(["lora", "pattern", "embedding", "dora"]), data=st.data())
 def test_damaged_adapter_configs_are_refused_or_merged(tmp_path, sources, adapters, kind,
                                                        data):
