@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
@@ -48,9 +48,11 @@ _MESSAGE_KINDS: dict[str, tuple[type, ...]] = {
     "tokens_per_second": _OPTIONAL_NUMBER, "blocked_probability": _OPTIONAL_NUMBER}
 
 
-def _checked(row: sqlite3.Row, kinds: dict[str, tuple[type, ...]], what: str) -> dict[str, Any]:
-    """The row's values by column, each of the type Amicus writes there."""
-    values = {name: row[name] for name in kinds}
+def _checked(row: sqlite3.Row, record: type, kinds: dict[str, tuple[type, ...]],
+             what: str) -> dict[str, Any]:
+    """The row's values for the record's fields (read by name, so columns a later migration
+    adds never break old code), each of the type Amicus writes there."""
+    values = {field.name: row[field.name] for field in fields(record)}
     for name, kind in kinds.items():
         if not isinstance(values[name], kind):
             raise DamagedRowError(f"{what} {values['id']!r} has a {type(values[name]).__name__} "
@@ -95,7 +97,7 @@ class Conversation:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Conversation:
         """The row as a Conversation; DamagedRowError if it holds what Amicus never wrote."""
-        values = _checked(row, _CONVERSATION_KINDS, "conversation")
+        values = _checked(row, cls, _CONVERSATION_KINDS, "conversation")
         what = f"conversation {values['id']}"
         parameters = (None if values["parameters"] is None
                       else parse_json(values["parameters"], what))
@@ -142,9 +144,8 @@ class Message:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Message:
-        """The row as a Message; DamagedRowError if it holds what Amicus never wrote. Read
-        by field name, so columns a later migration adds never break old code."""
-        values = _checked(row, _MESSAGE_KINDS, "message")
+        """The row as a Message; DamagedRowError if it holds what Amicus never wrote."""
+        values = _checked(row, cls, _MESSAGE_KINDS, "message")
         what = f"message {values['id']}"
         if values["role"] not in ROLES or values["status"] not in STATUSES:
             raise DamagedRowError(f"{what} has an unknown role or status")
