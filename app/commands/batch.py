@@ -51,6 +51,9 @@ def json_line(value: Any) -> str:
 
 
 _SNIFF_BYTES = 4096  # a NUL byte this early means a binary file, not JSONL
+# A blank line holds JSON's whitespace only (str.strip() would also take control characters
+# such as \x1c for blanks, and silently skip a line that is neither a result nor rejected).
+_BLANK = " \t\r\n"
 
 
 def check_batch_file(path: Path) -> None:
@@ -82,7 +85,7 @@ def read_records(path: Path) -> Iterator[Record | Rejected]:
                 yield Rejected(number, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                raw_bytes.decode("utf-8", "replace").rstrip("\r\n"))
                 continue
-            if not text.strip():
+            if not text.strip(_BLANK):
                 continue
             try:
                 data = json.loads(text)
@@ -202,7 +205,7 @@ def run_batch(path: Path, writer: ResultWriter, done: set[int], description: str
 
 def count_lines(path: Path) -> int:
     with open(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())
+        return sum(1 for raw in handle if raw.strip(_BLANK.encode()))
 
 
 def progress_bar(total: int, description: str):
