@@ -37,6 +37,12 @@ class DiskFullError(StoreError):
     title = "The disk is full"
 
 
+class ReadOnlyError(StoreError):
+    """A change to a conversation kept in a file this store can read but not write."""
+
+    title = "The conversation is read-only"
+
+
 class NotFoundError(StoreError, LookupError):
     """No conversation or message with that id (deleted meanwhile, perhaps)."""
 
@@ -62,6 +68,13 @@ def damaged(where: str, detail: str) -> CorruptDatabaseError:
                                 f"({detail}); move it aside and Amicus will start afresh.")
 
 
+def as_store_error(exc: sqlite3.Error | OSError, where: str) -> StoreError:
+    """The StoreError for a sqlite3 or file-system error met while using `where`."""
+    if isinstance(exc, sqlite3.Error):
+        return from_sqlite(exc, where)
+    return StoreError(one_line(f"{where}: {exc.strerror or exc}"))
+
+
 @contextmanager
 def translate(where: str) -> Iterator[None]:
     """Turn sqlite3 and file-system errors raised inside the block into StoreErrors, and
@@ -69,11 +82,9 @@ def translate(where: str) -> Iterator[None]:
     they are."""
     try:
         yield
-    except sqlite3.Error as exc:
-        raise from_sqlite(exc, where) from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise as_store_error(exc, where) from exc
     except DamagedRowError as exc:
         raise damaged(where, str(exc)) from exc
     except UnicodeDecodeError as exc:  # sqlite3 decoding a damaged TEXT value
         raise damaged(where, "text that is not UTF-8") from exc
-    except OSError as exc:
-        raise StoreError(one_line(f"{where}: {exc.strerror or exc}")) from exc

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
+from .provenance import Provenance
+
 Role = Literal["system", "user", "assistant"]
 # streaming: a reply being generated (left behind by a crash, it reads as interrupted);
 # blocked: a user turn the intent-safety gate stopped, with its probability.
@@ -45,7 +47,8 @@ _MESSAGE_KINDS: dict[str, tuple[type, ...]] = {
     "created_at": (str,), "thinking": _OPTIONAL_TEXT, "status": (str,),
     "prompt_ms": _OPTIONAL_NUMBER, "generation_ms": _OPTIONAL_NUMBER,
     "prompt_tokens": (int, type(None)), "completion_tokens": (int, type(None)),
-    "tokens_per_second": _OPTIONAL_NUMBER, "blocked_probability": _OPTIONAL_NUMBER}
+    "tokens_per_second": _OPTIONAL_NUMBER, "blocked_probability": _OPTIONAL_NUMBER,
+    "provenance": _OPTIONAL_TEXT, "parent_id": (int, type(None)), "picked": (int,)}
 
 
 def _checked(row: sqlite3.Row, record: type, kinds: dict[str, tuple[type, ...]],
@@ -115,7 +118,10 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn. Timings are in milliseconds; any figure the engine did not give is None."""
+    """One turn. Timings are in milliseconds; any figure the engine did not give is None.
+
+    Messages form a tree (see schema v3): a regenerated reply or an edited question is a
+    sibling of the earlier one, and `picked` marks the sibling the conversation follows."""
 
     id: int
     conversation_id: int
@@ -130,6 +136,9 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     blocked_probability: float | None = None
+    provenance: Provenance | None = None  # assistant messages: the model and settings
+    parent_id: int | None = None  # the message it follows (None: the conversation's first)
+    picked: bool = True  # the alternative shown among its siblings
 
     def figures(self, rate_unit: str = "tokens/s") -> list[str]:
         """What is known of how the reply was made: tokens, rate, seconds."""
@@ -150,4 +159,6 @@ class Message:
         if values["role"] not in ROLES or values["status"] not in STATUSES:
             raise DamagedRowError(f"{what} has an unknown role or status")
         values["created_at"] = _moment(values["created_at"], what)
+        values["provenance"] = Provenance.from_json(values["provenance"])
+        values["picked"] = bool(values["picked"])
         return cls(**values)
