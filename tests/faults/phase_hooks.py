@@ -118,9 +118,10 @@ def _mid_line() -> None:
         from app.commands.batch import json_line
 
         text = json_line(result)
-        self._handle.write(text[: len(text) // 2])
-        self._handle.flush()
-        _stop("mid-line")
+        with self._lock:  # as the real write holds it: other workers wait, as they would
+            self._handle.write(text[: len(text) // 2])
+            self._handle.flush()
+            _stop("mid-line")
 
     ResultWriter.write = write  # type: ignore[method-assign]
 
