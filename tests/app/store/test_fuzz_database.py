@@ -1,7 +1,8 @@
 """Fuzzing the conversation database: a file with damaged pages (bytes flipped or
-overwritten, a page zeroed, the file cut short) is refused with one line naming it (a
-StoreError, exit 2), or read; every use the app makes of it (list, open, export, search,
-add a message, settings) behaves the same. Never another exception or a hang."""
+overwritten, a page zeroed, the file cut short), or replies whose provenance record is
+damaged, is refused with one line naming it (a StoreError, exit 2), or read; every use the
+app makes of it (list, open, versions of a reply, export, search, prompt history, add a
+message, settings) behaves the same. Never another exception or a hang."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.store import Store
-from tests.tools.fuzzing import fuzz_settings, refused_or_read
+from tests.app.store.conftest import record
+from tests.tools.fuzzing import dump_json, fuzz_settings, mutated_json, refused_or_read
 
 PAGE = 4096
 
@@ -31,10 +33,15 @@ def database(tmp_path_factory) -> Path:
                 system_prompt="你是一个专业的AI刑事审判辅助系统。" if number % 4 == 0 else None)
             for turn in range(6):
                 store.add_message(conversation.id, "user", f"第{turn}个问题 " * (turn * 20))
-                store.add_message(conversation.id, "assistant", "答复 " * 200,
-                                  thinking="思考" * 50 if turn % 2 else None,
-                                  status=("complete", "cancelled", "error")[turn % 3],
-                                  completion_tokens=turn * 10, tokens_per_second=12.5)
+                reply = store.add_message(
+                    conversation.id, "assistant", "答复 " * 200,
+                    thinking="思考" * 50 if turn % 2 else None,
+                    status=("complete", "cancelled", "error")[turn % 3],
+                    completion_tokens=turn * 10, tokens_per_second=12.5,
+                    provenance=record(temperature=0.1 * turn))
+                if turn == 2:  # regenerated: two versions of the reply
+                    store.add_alternative(reply.id, "另一个答复", provenance=record())
+            store.add_prompt(conversation.assistant, f"第{number}个问题")
         store.set_setting("last_assistant", "sentencing")
         store.set_setting("window", {"sidebar": True, "width": 120})
     assert not path.with_name(path.name + "-wal").exists() or \
@@ -49,9 +56,13 @@ def _use(path: Path) -> None:
         store.get_setting("window")
         found = store.list_conversations()
         store.list_conversations("sentencing", search="问题")
+        store.search("答复")
+        store.prompt_history("sentencing")
         for conversation in found:
             store.get_conversation(conversation.id)
-            store.messages(conversation.id)
+            for message in store.messages(conversation.id)[-2:]:
+                store.alternatives(message.id)
+                store.ancestors(message.id)
             store.export_markdown(conversation.id)
         if found:
             message = store.add_message(found[0].id, "user", "新的问题")
@@ -136,3 +147,29 @@ def test_text_that_is_not_utf8_is_reported_as_damage(database, tmp_path):
         conn.execute("UPDATE messages SET content = CAST(X'F5B1FF' AS TEXT) WHERE id = 1")
     error = refused_or_read(lambda: _use(path), names=str(path))
     assert "damaged" in str(error) and "UTF-8" in str(error)
+
+
+@pytest.fixture(scope="module")
+def provenance_doc() -> dict:
+    return record().as_dict()
+
+
+@fuzz_settings(100)
+@given(data=st.data())
+def test_damaged_provenance_records_are_refused_or_read(database, tmp_path, provenance_doc,
+                                                         data):
+    """A reply's provenance is JSON the store reads back for exports and the details view:
+    any value at any place of a real record (a list for the sampling, a string for the
+    model, a huge number for the size) is read, ignored or reported as damage."""
+    import sqlite3
+
+    path = tmp_path / "amicus.sqlite3"
+    for stale in tmp_path.glob("amicus.sqlite3*"):
+        stale.unlink(missing_ok=True)
+    shutil.copy(database, path)
+    doc = data.draw(mutated_json(provenance_doc, focus=("model", "backend", "sampling")))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE messages SET provenance = ? WHERE role = 'assistant'",
+                     (dump_json(doc).decode("utf-8", "surrogatepass"),))
+    conn.close()
+    refused_or_read(lambda: _use(path), names=str(path))
