@@ -154,7 +154,7 @@ def provenance_doc() -> dict:
     return record().as_dict()
 
 
-@fuzz_settings(100)
+@fuzz_settings(50)  # each case reads the whole database
 @given(data=st.data())
 def test_damaged_provenance_records_are_refused_or_read(database, tmp_path, provenance_doc,
                                                          data):
