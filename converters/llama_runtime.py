@@ -57,6 +57,16 @@ def _first_load_error() -> str:
     return last_llama_error()
 
 
+# ggml's GGML_MAX_N_THREADS: llama.cpp aborts the process when asked for more threads.
+MAX_THREADS = 512
+
+
+def check_threads(threads: int | None) -> None:
+    """A thread count the user gave (None: Amicus chooses) that llama.cpp can run."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"threads must be from 1 to {MAX_THREADS}, not {threads}")
+
+
 class GGUFLoadError(InputError):
     """A model file is missing, is not a GGUF, or llama.cpp refused to load it."""
 

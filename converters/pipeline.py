@@ -19,6 +19,7 @@ from converters.checkpoint.sources import Source, resolve_source
 from converters.errors import InputError
 from converters.gguf.vocab import tokenizer_directory
 from converters.gguf.writer import Provenance, write_gguf
+from converters.llama_runtime import check_threads
 from converters.merge.merged_weights import MergedWeights, load_adapters
 from converters.ollama.modelfile import read_modelfile, retarget_modelfile
 from converters.outputs.manifest import (
@@ -128,6 +129,7 @@ def _check_request(request: ConvertRequest) -> None:
                          f"{', '.join(QUANT_CHOICES)}")
     if not valid_model_name(request.name):
         raise InputError(f"--name {request.name!r}: use letters, digits, '.', '_', '+', '-'")
+    check_threads(request.threads)
     if request.modelfile and not request.modelfile.is_file():
         raise InputError(f"{request.modelfile}: no such Modelfile")
 

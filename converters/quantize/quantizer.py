@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +58,17 @@ def quantize(source: Path, target: Path, quant: str, *, source_bits: int = 16,
         done.set()
         watcher.join()
     if status != 0:
+        _check_room(target, expected)
         raise RuntimeError(f"llama.cpp could not quantize to {quant}: {last_llama_error()}")
     progress(target.stat().st_size, target.stat().st_size)
+
+
+def _check_room(target: Path, expected: int) -> None:
+    """llama.cpp reports a full disk as "iostream error": say what it is, naming the file,
+    when the rest of the output cannot fit."""
+    written = target.stat().st_size if target.exists() else 0
+    if shutil.disk_usage(target.parent).free < expected - written:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
 
 
 def _watch(target: Path, expected: int, done: threading.Event,

@@ -14,7 +14,6 @@ import pytest
 
 from app.assistants.registry import find_model
 from app.assistants.runtime import Assistant, assistant_profile
-from app.cli import main
 from app.engine.fake import FakeEngine
 from app.store import Store
 from app.ui.app import AmicusApp
@@ -26,14 +25,6 @@ from tests.app.store.conftest import folder  # noqa: F401 (a fixture for the app
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def demo_models(tmp_path_factory) -> Path:
-    """The five demo models, shared read-only by the tests (copy them to alter them)."""
-    root = tmp_path_factory.mktemp("ui-demo") / "models"
-    assert main(["demo", "--out", str(root)]) == 0
-    return root
 
 
 @dataclass
