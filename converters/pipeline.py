@@ -64,7 +64,7 @@ INTERMEDIATE_TYPE = "F16"
 # read up to MAX_SET_CHUNKS chunks (a tokenizer with few merges cuts its text into more
 # tokens than a real one would). The quality report reads up to MAX_HELD_OUT_CHUNKS.
 MIN_OWN_CHUNKS = 2
-MAX_SET_CHUNKS = 8
+MAX_SET_CHUNKS = 4
 MAX_HELD_OUT_CHUNKS = 2
 CLASSIFIER_CONTEXT = 2048  # a classifier reads each held-out input whole
 

@@ -51,13 +51,16 @@ class ImportanceMatrix:
         return sorted(self.sums)
 
     def values(self, name: str) -> np.ndarray:
-        """What quantization uses: the mean squared activation per column, flattened
-        (a matrix that saw no rows gets 1, llama-quantize's choice)."""
-        sums, counts = self.sums[name], self.counts[name]
+        """What quantization uses: the mean squared activation per column, flattened (a
+        matrix that saw no rows gets 1). Computed as llama-quantize computes it from the
+        file, in float32 from float32 sums, so that quantizing with a matrix in memory or
+        with the file written from it gives the same bytes."""
+        sums = self.sums[name].astype(np.float32)
+        counts = self.counts[name].astype(np.float32)
         means = np.ones_like(sums)
         seen = counts > 0
         means[seen] = sums[seen] / counts[seen, None]
-        return np.ascontiguousarray(means.reshape(-1), dtype=np.float32)
+        return np.ascontiguousarray(means.reshape(-1))
 
     def summary(self) -> dict[str, Any]:
         """For the manifest."""

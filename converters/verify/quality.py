@@ -145,28 +145,3 @@ def build_report(held_out: HeldOut, quantized: dict[str, float],
                              f"effect ({what}: quantized {noise:.4g} vs base {effect:.4g}); "
                              "consider --quant Q5_K_M or Q8_0")
     return report
-
-
-def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) lines of a report, as `amicus convert`, `amicus models list
-    --details` and the app's model manager show it."""
-    quantized, base = report["quantized"], report.get("base")
-    if "kl_mean" in quantized:
-        rows = [("KL vs F16 (mean / p99)",
-                 f"{quantized['kl_mean']:.4f} / {quantized['kl_p99']:.4f}"),
-                ("top-1 agreement", f"{quantized['top1_agreement']:.1%}")]
-        if base is not None:
-            rows.append(("fine-tune effect, KL base vs F16", f"{base['kl_mean']:.4f}"))
-    else:
-        rows = [("largest probability change", f"{quantized['max_probability_difference']:.4f}"),
-                ("verdict agreement", f"{quantized['verdict_agreement']:.1%}")]
-        if base is not None:
-            rows.append(("fine-tune effect, largest change",
-                         f"{base['max_probability_difference']:.4f}"))
-    if report.get("noise_to_finetune") is not None:
-        rows.append(("noise / fine-tune effect", f"{report['noise_to_finetune']:.3f}"))
-    held = report["held_out"]
-    unit = "texts" if "texts" in held else "tokens"
-    rows.append(("held-out text", f"{held['set']}, {held[unit]} {unit}"))
-    return rows
-

@@ -17,8 +17,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from converters.chat_render import render_chat
 from app.paths import modelfiles_dir
+from converters.chat_render import render_chat
 from converters.ollama.modelfile import Modelfile, read_modelfile
 from converters.pipeline import ConvertRequest, Progress, convert
 from converters.synthetic import chat_templates as ct
