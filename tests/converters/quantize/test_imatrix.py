@@ -126,7 +126,7 @@ def test_bad_imatrix_files_are_one_line(tmp_path, content, match):
 
 
 def test_a_model_gguf_is_not_an_imatrix(f16):
-    with pytest.raises(InputError, match="general.type is not imatrix"):
+    with pytest.raises(InputError, match=r"general\.type is not imatrix"):
         read_imatrix(f16)
 
 

@@ -7,8 +7,9 @@ projections included) and Llama.
 Tolerance: llama.cpp computes with the F16 weights (bit-identical to the bf16 checkpoint),
 rounds activations to F16 before each F16 matrix product and keeps an F16 KV cache;
 transformers computes in float32. Column means of squared activations then agree to a
-part in a thousand (measured: at most 8.3e-4); a wrong tensor, a missed row, a wrong column order or another
-chunking is off by far more (a different chunking: 7-14%, reference/imatrix.md).
+part in a thousand (measured: at most 8.3e-4); a wrong tensor, a missed row, a wrong
+column order or another chunking is off by far more (a different chunking: 7-14%,
+reference/imatrix.md).
 """
 
 from __future__ import annotations
