@@ -76,6 +76,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python tests/bench/convert.py
 	$(BIN)/python tests/bench/engine.py
+	$(BIN)/python tests/bench/quality.py
 	@if [ -f tests/bench/startup.py ]; then $(BIN)/python tests/bench/startup.py; fi
 
 # Offline bundle for clinic laptops (packaging/README.md): one archive with every wheel,

@@ -174,6 +174,18 @@ def _check_request(request: ConvertRequest) -> None:
                          f"{request.imatrix_out.parent}")
     if request.calibration is not None and not request.calibration.is_file():
         raise InputError(f"--calibration {request.calibration}: no such file")
+    collects = _collects(request)
+    if request.calibration is not None and not collects:
+        raise InputError("--calibration is text to collect an importance matrix on; none is "
+                         f"collected with --quant {request.quant}"
+                         + (f" and --imatrix {request.imatrix}" if request.imatrix else ""))
+    if request.imatrix_out is not None and request.imatrix is None and not collects:
+        raise InputError(f"--imatrix-out: --quant {request.quant} uses no importance matrix")
+
+
+def _collects(request: ConvertRequest) -> bool:
+    """Whether an importance matrix is collected: by default, for the K-quants."""
+    return request.imatrix is None and request.quant in IMATRIX_QUANTS
 
 
 def _read_inputs(request: ConvertRequest) -> _Inputs:
@@ -245,7 +257,7 @@ class _Conversion:
         if not self._quantized:
             files = [(unquantized, "model")]
         else:
-            collect = request.imatrix is None and request.quant in IMATRIX_QUANTS
+            collect = _collects(request)
             if collect or self._wants_quality:
                 with self._timed("calibrate"):
                     self._calibrate(self.stage.path(unquantized), collect)
@@ -287,12 +299,13 @@ class _Conversion:
         with self._session(f16, collector) as session:
             formatter = self._formatter(session)
             if collector is not None:
-                token_chunks = self._calibration_chunks(session, formatter)
+                text = self.inputs.own_text or set_calibration_text(self.calibration_set,
+                                                                    formatter)
+                token_chunks = self._calibration_chunks(session, text)
                 with self.progress.bar("calibrate (importance matrix)", len(token_chunks),
                                        "chunk") as bar:
-                    dataset = (self.inputs.own_text or self._set_text(formatter)).dataset
                     self.matrix = collect_imatrix(session.run, collector, token_chunks,
-                                                  dataset, bar.update)
+                                                  text.dataset, bar.update)
                 self.collected = True
             if self._wants_quality:
                 self.held_out = self._held_out(session, formatter)
@@ -310,12 +323,8 @@ class _Conversion:
                          text_template=fmt.get("text_template"),
                          task_description=fmt.get("task_description", ""))
 
-    def _set_text(self, formatter: Formatter) -> CalibrationText:
-        return set_calibration_text(self.calibration_set, formatter)
-
-    def _calibration_chunks(self, session: Session, formatter: Formatter) -> list[list[int]]:
+    def _calibration_chunks(self, session: Session, text: CalibrationText) -> list[list[int]]:
         own = self.inputs.own_text
-        text = own or self._set_text(formatter)
         tokens = session.tokenize(text.text, add_special=True, parse_special=text.parse_special)
         token_chunks = chunks(tokens, CHUNK_SIZE, session.bos if session.adds_bos else None)
         if own is not None and len(token_chunks) < MIN_OWN_CHUNKS:
@@ -386,8 +395,8 @@ class _Conversion:
         return build_report(self.held_out, quantized, base, note)
 
     def _base_drift(self) -> tuple[dict[str, float] | None, str | None]:
-        """Write the base without the adapters as F16 (the merged F16 is gone by now, so the
-        disk holds one F16 at a time) and compare it with the reference."""
+        """Write the base without the adapters as F16 (the merged F16 is gone by now unless
+        kept, so the disk holds one F16 at a time) and compare it with the reference."""
         assert self.held_out is not None and self.reference is not None
         name = f"{self.request.name}.base.{INTERMEDIATE_TYPE}.gguf"
         try:
@@ -397,12 +406,13 @@ class _Conversion:
         except InputError as exc:  # e.g. adapters that resized the vocabulary
             return None, f"base not compared: {exc}"
         try:
-            with self._session(self.stage.path(name)) as session, \
-                    self.progress.bar("quality: base", len(self.held_out.inputs),
-                                      "chunk") as bar:
-                return drift(session, self.held_out, self.reference, bar.update), None
-        except ValueError as exc:  # a vocabulary of another size
-            return None, f"base not compared: {exc}"
+            with self._session(self.stage.path(name)) as session:
+                if session.n_vocab != self.reference.n_vocab:
+                    return None, (f"base not compared: its vocabulary has {session.n_vocab} "
+                                  f"tokens, the merged model's {self.reference.n_vocab}")
+                with self.progress.bar("quality: base", len(self.held_out.inputs),
+                                       "chunk") as bar:
+                    return drift(session, self.held_out, self.reference, bar.update), None
         finally:
             self.stage.path(name).unlink(missing_ok=True)
 

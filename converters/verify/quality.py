@@ -52,6 +52,7 @@ class HeldOut:
 class Reference:
     """What the merged F16 gave: log-probabilities on disk (chat) or class probabilities."""
 
+    n_vocab: int
     store: Path | None = None
     probabilities: list[list[float]] = field(default_factory=list)
 
@@ -69,14 +70,14 @@ def reference(session: Session, held_out: HeldOut, store: Path,
         for tokens in held_out.inputs:
             probabilities.append(session.classify(tokens))
             progress(1)
-        return Reference(probabilities=probabilities)
+        return Reference(session.n_vocab, probabilities=probabilities)
     with open(store, "wb") as handle:
         for chunk in held_out.inputs:
             logits = session.evaluate(chunk)
             for start in range(0, len(chunk), _ROWS):
                 log_softmax(logits[start:start + _ROWS]).astype(np.float32).tofile(handle)
             progress(1)
-    return Reference(store=store)
+    return Reference(session.n_vocab, store=store)
 
 
 def drift(session: Session, held_out: HeldOut, ref: Reference,

@@ -40,7 +40,8 @@ def test_help_describes_the_contract(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--base", "--adapter", "--name", "--out", "--quant", "--modelfile",
-                 "--keep-intermediate", "--no-verify", "--json", "moral-audit", "Q4_K_M"):
+                 "--keep-intermediate", "--no-verify", "--json", "moral-audit", "Q4_K_M",
+                 "--imatrix FILE|off", "--imatrix-out", "--calibration", "--no-quality"):
         assert flag in text
 
 
@@ -255,9 +256,13 @@ def test_own_calibration_text(tmp_path, capsys, qwen3):
     (["--imatrix", "off", "--imatrix-out", "x.gguf"], "--imatrix is off"),
     (["--imatrix-out", "/nonexistent/dir/x.gguf"], "no such directory"),
     (["--calibration", "missing.txt"], "--calibration missing.txt: no such file"),
+    (["--calibration", "cal.txt", "--imatrix", "off"], "none is collected"),
+    (["--calibration", "cal.txt", "--quant", "Q8_0"], "none is collected with --quant Q8_0"),
+    (["--quant", "F16", "--imatrix-out", "x.gguf"], "--quant F16 uses no importance matrix"),
 ])
 def test_bad_calibration_options(tmp_path, capsys, qwen3, args, match, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "cal.txt").write_text("text", encoding="utf-8")
     _assert_refused(capsys, tmp_path / "out", "--base", str(qwen3), *args, match=match)
 
 
