@@ -11,17 +11,18 @@ inputs instead: the largest difference in any class probability and how often th
 (the most probable class) agrees.
 
 Memory stays bounded: the reference log-probabilities go to a file in the staging
-directory as they are computed (float32, one row per position) and are read back a chunk
-at a time, so only one model is loaded at once and never more than a chunk of logits.
+directory as they are computed (float32, one row per position) and are read back a block
+of rows at a time, so only one model is loaded at once, with llama.cpp's logits of one
+chunk.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -85,33 +86,32 @@ def drift(session: Session, held_out: HeldOut, ref: Reference,
     """How far the model in `session` is from the reference on the held-out inputs."""
     if held_out.classifier:
         return _classifier_drift(session, held_out, ref, progress)
+    if ref.store is None or ref.n_vocab != session.n_vocab:
+        raise ValueError(f"no reference of {session.n_vocab} tokens to compare with")
     kls: list[np.ndarray] = []
     agree = 0
-    for chunk, stored in zip(held_out.inputs, _stored_chunks(ref, held_out, session.n_vocab),
-                             strict=True):
-        logits = session.evaluate(chunk)
-        for start in range(0, len(chunk), _ROWS):
-            p_log = stored[start:start + _ROWS].astype(np.float64)
-            q_log = log_softmax(logits[start:start + _ROWS])
-            kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=1)
-            kls.append(np.maximum(kl, 0.0))  # float rounding can give -1e-12
-            agree += int((p_log.argmax(axis=1) == q_log.argmax(axis=1)).sum())
-        progress(1)
+    with open(ref.store, "rb") as stored:
+        for chunk in held_out.inputs:
+            logits = session.evaluate(chunk)
+            for start in range(0, len(chunk), _ROWS):
+                q_log = log_softmax(logits[start:start + _ROWS])
+                p_log = _read_rows(stored, len(q_log), ref.n_vocab)
+                kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=1)
+                kls.append(np.maximum(kl, 0.0))  # float rounding can give -1e-12
+                agree += int((p_log.argmax(axis=1) == q_log.argmax(axis=1)).sum())
+            progress(1)
     values = np.concatenate(kls)
     return {"kl_mean": float(values.mean()), "kl_p99": float(np.percentile(values, 99)),
             "top1_agreement": agree / values.size, "positions": int(values.size)}
 
 
-def _stored_chunks(ref: Reference, held_out: HeldOut, n_vocab: int) -> Iterator[np.ndarray]:
-    if ref.store is None:
-        raise ValueError("no stored reference for a chat model")
-    with open(ref.store, "rb") as handle:
-        for chunk in held_out.inputs:
-            rows = np.fromfile(handle, dtype=np.float32, count=len(chunk) * n_vocab)
-            if rows.size != len(chunk) * n_vocab:
-                raise ValueError(f"{ref.store}: vocabulary of {n_vocab} does not match the "
-                                 "reference")
-            yield rows.reshape(len(chunk), n_vocab)
+def _read_rows(handle: BinaryIO, rows: int, n_vocab: int) -> np.ndarray:
+    """The next `rows` stored positions, as float64 (a block at a time: memory stays
+    near `_ROWS` rows of the vocabulary, whatever the length of the text)."""
+    values = np.fromfile(handle, dtype=np.float32, count=rows * n_vocab)
+    if values.size != rows * n_vocab:
+        raise ValueError("the stored reference ended early")
+    return values.reshape(rows, n_vocab).astype(np.float64)
 
 
 def _classifier_drift(session: Session, held_out: HeldOut, ref: Reference,
