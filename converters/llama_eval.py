@@ -2,12 +2,15 @@
 
 A `Session` holds one model and one context. `evaluate` runs a chunk of tokens from an
 empty cache with an output requested at every position, as llama-imatrix does: with only
-the last token's output, llama.cpp computes the last layer's attention output and FFN for
-that one row, and those weights would see no activations. An optional eval callback
-(llama.cpp's `cb_eval`) is shown every graph node as it is computed; `GraphTensor`
-mirrors `struct ggml_tensor` of the ggml that llama-cpp-python 0.3.36 vendors so that the
-callback can read a node's operands (tests/converters/test_llama_eval.py checks the mirror
-against the vendored ggml.h).
+the last token's output, llama.cpp computes the last layer's attention output and FFN
+for that one row, and those weights would see no activations. A chunk is fed in batches
+of `EVAL_BATCH` tokens (the cache carries over within the chunk, so every position sees
+the same context as in one batch): llama.cpp keeps the logits of a whole batch twice
+(compute and output buffers), 311 MB each for 512 positions of Qwen's 151,936-token
+vocabulary. An optional eval callback (llama.cpp's `cb_eval`) is shown every graph node
+as it is computed; `GraphTensor` mirrors `struct ggml_tensor` of the ggml that llama-
+cpp-python 0.3.36 vendors so that the callback can read a node's operands
+(tests/converters/test_llama_eval.py checks the mirror against the vendored ggml.h).
 
 This module and `llama_runtime` are the only ones that touch llama.cpp's internals: check
 both when the llama-cpp-python pin moves.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -39,7 +42,8 @@ from converters.llama_runtime import (
 # GGML_MAX_NAME 64.
 _MAX_DIMS, _MAX_OP_PARAMS, _MAX_SRC, _MAX_NAME = 4, 64, 10, 64
 GGML_TYPE_F32 = 0
-UBATCH = 512  # llama.cpp's default micro-batch: a 512-token chunk is one graph evaluation
+EVAL_BATCH = 128  # tokens per decode (and graph): 78 MB of logits with Qwen's vocabulary
+CALLBACK_BATCH = 512  # llama-imatrix's micro-batch: a 512-token chunk in one graph
 # llama.cpp waits at a barrier after every matrix product; a thread needs this much weight
 # to work on before it pays for that wait (a demo model of a few MB runs 5x faster on one
 # thread than on two of a busy 2-core machine: 0.07 s vs 0.38 s per 512-token chunk).
@@ -126,7 +130,8 @@ EvalCallback = Callable[[GraphTensor, bool], bool]
 
 class Session:
     """One GGUF loaded on the CPU with one context of `n_ctx` tokens; a chunk of up to
-    `n_ctx` tokens is evaluated in one call, from an empty cache."""
+    `n_ctx` tokens is evaluated from an empty cache. A classifier decodes each input in
+    one batch (its pooled output is read once, after the last token)."""
 
     def __init__(self, path: Path, *, n_ctx: int, classifier: bool = False,
                  callback: EvalCallback | None = None, threads: int | None = None) -> None:
@@ -147,15 +152,21 @@ class Session:
         self._c_callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_node)
         self._ctx = _internals.LlamaContext(
             model=self._model, params=self._context_params(n_ctx, threads), verbose=False)
-        self._batch = _internals.LlamaBatch(n_tokens=n_ctx, embd=0, n_seq_max=1,
+        self._batch = _internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=1,
                                             verbose=False)
         self.n_ctx = n_ctx
         self.n_vocab = self._model.n_vocab()
 
     def _context_params(self, n_ctx: int, threads: int | None) -> llama_cpp.llama_context_params:
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = params.n_batch = n_ctx
-        params.n_ubatch = min(n_ctx, UBATCH)
+        # With a callback, a chunk is one graph as in llama-imatrix (the activations of
+        # another batching differ in the last digits); a classifier's input is one decode.
+        if self.classifier:
+            self._n_batch, params.n_ubatch = n_ctx, min(n_ctx, CALLBACK_BATCH)
+        else:
+            self._n_batch = min(n_ctx, CALLBACK_BATCH if self._callback else EVAL_BATCH)
+            params.n_ubatch = self._n_batch
+        params.n_ctx, params.n_batch = n_ctx, self._n_batch
         params.n_threads = params.n_threads_batch = threads or default_threads(self.path)
         # Every operation stays on the CPU: the callback reads activations in host memory,
         # and llama.cpp would otherwise move large batches to a GPU where one is present.
@@ -203,19 +214,20 @@ class Session:
         return self._model.token_get_text(token)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, tokens: Sequence[int]) -> np.ndarray:
-        """Logits of every position of `tokens` (a chunk of at most n_ctx), evaluated from
-        an empty cache: an (n, n_vocab) view into llama.cpp's buffer, valid until the next
-        call."""
-        self._decode(tokens)
-        pointer = llama_cpp.llama_get_logits(self._ctx.ctx)
-        if not pointer:
-            raise InputError(f"{self.path}: llama.cpp returned no logits")
-        return np.ctypeslib.as_array(pointer, shape=(len(tokens), self.n_vocab))
+    def evaluate(self, tokens: Sequence[int]) -> Iterator[np.ndarray]:
+        """Logits of every position of `tokens` (a chunk of at most n_ctx) evaluated from
+        an empty cache, batch after batch: (n, n_vocab) views into llama.cpp's buffer,
+        each valid until the next one is asked for."""
+        for _ in self._decode(tokens, min(self._n_batch, EVAL_BATCH)):
+            pointer = llama_cpp.llama_get_logits(self._ctx.ctx)
+            if not pointer:
+                raise InputError(f"{self.path}: llama.cpp returned no logits")
+            yield np.ctypeslib.as_array(pointer, shape=(self._batch.n_tokens(), self.n_vocab))
 
     def run(self, tokens: Sequence[int]) -> None:
         """Evaluate a chunk for its side effects (the eval callback), outputs ignored."""
-        self._decode(tokens)
+        for _ in self._decode(tokens, self._n_batch):
+            pass
 
     def classify(self, tokens: Sequence[int]) -> list[float]:
         """The classifier head's probabilities for one sequence."""
@@ -223,18 +235,23 @@ class Session:
             raise InputError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
         return pooled_probabilities(self._model.model, self._ctx, self._batch, tokens)
 
-    def _decode(self, tokens: Sequence[int]) -> None:
+    def _decode(self, tokens: Sequence[int], size: int) -> Iterator[int]:
+        """Decode the chunk `size` tokens at a time; yields after each (the batch's first
+        position)."""
         if not 0 < len(tokens) <= self.n_ctx:
             raise ValueError(f"a chunk holds 1 to {self.n_ctx} tokens, not {len(tokens)}")
         self._ctx.kv_cache_clear()
-        self._batch.set_batch(list(tokens), n_past=0, logits_all=True)
-        status = llama_cpp.llama_decode(self._ctx.ctx, self._batch.batch)
-        if self._callback_error is not None:
-            error, self._callback_error = self._callback_error, None
-            raise error
-        if status != 0:
-            raise InputError(f"{self.path}: llama.cpp could not evaluate {len(tokens)} tokens "
-                             f"(status {status})")
+        for start in range(0, len(tokens), size):
+            part = list(tokens[start:start + size])
+            self._batch.set_batch(part, n_past=start, logits_all=True)
+            status = llama_cpp.llama_decode(self._ctx.ctx, self._batch.batch)
+            if self._callback_error is not None:
+                error, self._callback_error = self._callback_error, None
+                raise error
+            if status != 0:
+                raise InputError(f"{self.path}: llama.cpp could not evaluate {len(part)} "
+                                 f"tokens (status {status})")
+            yield start
 
     def close(self) -> None:
         self._batch.close()

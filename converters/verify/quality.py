@@ -19,7 +19,7 @@ chunk.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -74,9 +74,8 @@ def reference(session: Session, held_out: HeldOut, store: Path,
         return Reference(session.n_vocab, probabilities=probabilities)
     with open(store, "wb") as handle:
         for chunk in held_out.inputs:
-            logits = session.evaluate(chunk)
-            for start in range(0, len(chunk), _ROWS):
-                log_softmax(logits[start:start + _ROWS]).astype(np.float32).tofile(handle)
+            for block in _blocks(session.evaluate(chunk)):
+                log_softmax(block).astype(np.float32).tofile(handle)
             progress(1)
     return Reference(session.n_vocab, store=store)
 
@@ -92,9 +91,8 @@ def drift(session: Session, held_out: HeldOut, ref: Reference,
     agree = 0
     with open(ref.store, "rb") as stored:
         for chunk in held_out.inputs:
-            logits = session.evaluate(chunk)
-            for start in range(0, len(chunk), _ROWS):
-                q_log = log_softmax(logits[start:start + _ROWS])
+            for block in _blocks(session.evaluate(chunk)):
+                q_log = log_softmax(block)
                 p_log = _read_rows(stored, len(q_log), ref.n_vocab)
                 kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=1)
                 kls.append(np.maximum(kl, 0.0))  # float rounding can give -1e-12
@@ -103,6 +101,13 @@ def drift(session: Session, held_out: HeldOut, ref: Reference,
     values = np.concatenate(kls)
     return {"kl_mean": float(values.mean()), "kl_p99": float(np.percentile(values, 99)),
             "top1_agreement": agree / values.size, "positions": int(values.size)}
+
+
+def _blocks(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The logits of a chunk, `_ROWS` positions at a time."""
+    for logits in batches:
+        for start in range(0, len(logits), _ROWS):
+            yield logits[start:start + _ROWS]
 
 
 def _read_rows(handle: BinaryIO, rows: int, n_vocab: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import pytest
 from llama_cpp._ggml import libggml
 
 from converters.errors import InputError
-from converters.llama_eval import MUL_MAT, GraphTensor, Session, tensor_name
+from converters.llama_eval import EVAL_BATCH, MUL_MAT, GraphTensor, Session, tensor_name
 from converters.pipeline import ConvertRequest, Progress, convert
 
 GGML_H = Path(llama_cpp.__file__).resolve().parents[1] / "include" / "ggml.h"
@@ -78,13 +78,32 @@ def test_evaluate_gives_every_position_the_logits_llama_gives(qwen3_f16):
     finally:
         reference.close()
     with Session(qwen3_f16, n_ctx=128, threads=1) as session:
-        first = session.evaluate(tokens).copy()
-        again = session.evaluate(tokens)  # from an empty cache: the same numbers
+        first = np.concatenate([b.copy() for b in session.evaluate(tokens)])
+        # From an empty cache each time: the same numbers.
+        again = np.concatenate([b.copy() for b in session.evaluate(tokens)])
         assert first.shape == (64, session.n_vocab)
         assert np.array_equal(first, again)
     # Llama runs attention without flash attention, the Session with llama.cpp's default
     # (flash attention on the CPU): the same logits up to F16-cache rounding.
     assert np.allclose(first, expected[:, :first.shape[1]], atol=1e-2)
+
+
+def test_a_chunk_in_several_batches_keeps_its_context(qwen3_f16):
+    """evaluate() feeds EVAL_BATCH tokens per decode, the cache carried over: exactly what
+    llama.cpp computes for the same batching in one call."""
+    tokens = [int(t) for t in np.random.default_rng(2).integers(0, 400, 300)]
+    with Session(qwen3_f16, n_ctx=512, threads=1) as session:
+        batches = [b.copy() for b in session.evaluate(tokens)]
+    assert [len(b) for b in batches] == [EVAL_BATCH, EVAL_BATCH, 300 - 2 * EVAL_BATCH]
+    reference = llama_cpp.Llama(str(qwen3_f16), n_ctx=512, n_batch=EVAL_BATCH,
+                                n_ubatch=EVAL_BATCH, logits_all=True, flash_attn=True,
+                                n_threads=1, verbose=False)
+    try:
+        reference.eval(tokens)
+        expected = np.asarray(reference.scores[:len(tokens)])
+    finally:
+        reference.close()
+    assert np.allclose(np.concatenate(batches), expected[:, :batches[0].shape[1]], atol=1e-5)
 
 
 def test_callback_errors_surface_after_the_decode(qwen3_f16):
@@ -100,7 +119,7 @@ def test_callback_errors_surface_after_the_decode(qwen3_f16):
 
 def test_chunk_longer_than_the_context_is_refused(qwen3_f16):
     with Session(qwen3_f16, n_ctx=32, threads=1) as session, pytest.raises(ValueError):
-        session.evaluate(list(range(1, 40)))
+        session.run(list(range(1, 40)))
 
 
 def test_a_file_that_is_not_gguf_is_one_line(tmp_path):
