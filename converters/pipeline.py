@@ -310,7 +310,7 @@ class _Conversion:
             if self._wants_quality:
                 self.held_out = self._held_out(session, formatter)
                 with self.progress.bar("quality: F16 reference", len(self.held_out.inputs),
-                                       "chunk") as bar:
+                                       self.held_out.unit) as bar:
                     self.reference = reference(session, self.held_out,
                                                self.stage.path("reference.f32"), bar.update)
 
@@ -388,7 +388,7 @@ class _Conversion:
         assert self.held_out is not None and self.reference is not None
         with self._session(final) as session, \
                 self.progress.bar("quality: quantized", len(self.held_out.inputs),
-                                  "chunk") as bar:
+                                  self.held_out.unit) as bar:
             quantized = drift(session, self.held_out, self.reference, bar.update)
         base, note = self._base_drift() if self.weights.adapters else (None, None)
         self.stage.path("reference.f32").unlink(missing_ok=True)
@@ -411,7 +411,7 @@ class _Conversion:
                     return None, (f"base not compared: its vocabulary has {session.n_vocab} "
                                   f"tokens, the merged model's {self.reference.n_vocab}")
                 with self.progress.bar("quality: base", len(self.held_out.inputs),
-                                       "chunk") as bar:
+                                       self.held_out.unit) as bar:
                     return drift(session, self.held_out, self.reference, bar.update), None
         finally:
             self.stage.path(name).unlink(missing_ok=True)

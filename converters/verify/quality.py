@@ -13,7 +13,7 @@ inputs instead: the largest difference in any class probability and how often th
 Memory stays bounded: the reference log-probabilities go to a file in the staging
 directory as they are computed (float32, one row per position) and are read back a block
 of rows at a time, so only one model is loaded at once, with llama.cpp's logits of one
-chunk.
+batch of positions (converters.llama_eval.EVAL_BATCH).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class HeldOut:
     set_name: str
     classifier: bool
     inputs: list[list[int]]
+
+    @property
+    def unit(self) -> str:
+        return "text" if self.classifier else "chunk"
 
     def describe(self) -> dict[str, Any]:
         key = "texts" if self.classifier else "chunks"
