@@ -1,5 +1,6 @@
 """An installed assistant, ready to chat: its profile (from its Modelfile) and an engine
-(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint).
+(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint, through
+the shared ServerClient).
 
 The command line and the terminal app both open assistants through here, so prompts,
 sampling and the notices an assistant adds are the same wherever it is used.
@@ -11,14 +12,23 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.assistants.catalog import finish_answer, spec_of
 from app.assistants.profiles import AssistantProfile, load_profile
-from app.assistants.registry import InstalledModel, NotInstalledError, find_model
+from app.assistants.registry import (
+    InstalledModel,
+    NotInstalledError,
+    check_verified,
+    find_model,
+)
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
+from app.store.provenance import Provenance
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -28,6 +38,7 @@ class Assistant:
     model: InstalledModel
     profile: AssistantProfile
     engine: ChatEngine
+    used_anyway: bool = False  # loaded although its verification FAILED (the user chose)
 
     @property
     def name(self) -> str:
@@ -48,6 +59,15 @@ class Assistant:
         return self.engine.stream(
             messages, system=system if system is not None else self.profile.system,
             params=self.params(params), think=think, cancel=cancel)
+
+    def provenance(self, *, system: str | None = None, params: dict[str, Any] | None = None,
+                   think: bool | None = None, threads: int | None = None) -> Provenance:
+        """The record of what produces an answer of `stream(..., system=, params=, think=)`
+        (`threads`: the count the generation used, from its Finished stats)."""
+        from app.assistants.provenance import assistant_provenance
+
+        return assistant_provenance(self, system=system, params=params, think=think,
+                                    threads=threads)
 
     def finish_answer(self, answer: str) -> str:
         """The answer as shown and stored (the catalog's post-processing: sentencing
@@ -74,21 +94,31 @@ def assistant_profile(model: InstalledModel) -> AssistantProfile:
     return load_profile(path)
 
 
-def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
+def open_assistant(name: str, *, server: ServerTarget | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
-                   root: Path | None = None) -> Assistant:
-    """Load an installed assistant (the model stays mapped until `close`)."""
+                   root: Path | None = None, allow_unverified: bool = False) -> Assistant:
+    """Load an installed assistant (the model stays mapped until `close`), or, with
+    `server`, chat through that server (the installed Modelfile still gives the prompts).
+
+    A model whose verification FAILED is refused (UnverifiedModelError) unless
+    `allow_unverified`, which its answers' provenance then records. The server is asked for
+    `server.model`, by default the assistant's own name (what `ollama create NAME -f
+    Modelfile` installs it as)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
+    used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
-    if endpoint:
+    if server is not None:
+        from app.assistants.server import server_model_name
         from app.engine.openai_backend import OpenAIBackend
 
-        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=profile.n_ctx)
+        engine: ChatEngine = OpenAIBackend(server.client(),
+                                           model=server.model or server_model_name(name),
+                                           n_ctx=profile.n_ctx)
     else:
         from app.engine import Engine
 
         engine = Engine.load(model.gguf, n_ctx=profile.n_ctx, n_gpu_layers=n_gpu_layers,
                              n_threads=n_threads)
-    return Assistant(model, profile, engine)
+    return Assistant(model, profile, engine, used_anyway=used_anyway)

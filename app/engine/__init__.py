@@ -9,7 +9,11 @@
 One concept per module: `engine` (load, stream, cache reuse), `generation` (the token
 loop), `prompt` (template, one BOS, context budget), `output` (stop strings, think split),
 `threads` (the thread policy), `classifier` (intent-safety, seed 002), `fake` (scripted
-stand-in), `events`, `params`, `errors`, `backend`, `protocol`. The heavy names (Engine,
+stand-in), `events`, `params`, `errors`, `backend`, `protocol`; for servers:
+`server_client` (the one HTTP client: key, https, retries, timeout, cancel),
+`credentials` (where the API key comes from), `openai_backend` (chat on an
+OpenAI-compatible server), `remote_classifier` (intent-safety on vLLM or llama.cpp's
+server). The heavy names (Engine,
 Classifier) are imported on first use, so light users (the fake, the OpenAI-compatible
 backend) do not load llama.cpp.
 """

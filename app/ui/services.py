@@ -8,29 +8,49 @@ their own `open_assistant` / `open_gate` (a FakeEngine, a fake gate) to the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.assistants.catalog import chat_assistants
 from app.assistants.profiles import AssistantProfile, load_profile
 from app.assistants.registry import InstalledModel, installed_models
 from app.assistants.runtime import Assistant, modelfile_for
 from app.store import Store
+from app.ui.config import UIConfig
 from converters.errors import InputError
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
+
+
+class Verdict(Protocol):
+    """The gate's verdict as the app reads it (app.engine.classifier.Verdict)."""
+
+    @property
+    def unsafe(self) -> bool: ...
+
+    @property
+    def prob_unsafe(self) -> float: ...
+
+    @property
+    def threshold(self) -> float: ...
 
 
 class Gate(Protocol):
     """The intent-safety gate as the app uses it (app.assistants.gate.IntentGate)."""
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Any: ...
+    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict: ...
 
     def close(self) -> None: ...
 
 
-AssistantOpener = Callable[[str], Assistant]
-GateOpener = Callable[[], Gate]
+# opener(name) -> Assistant; the real one also takes allow_unverified=True ("use anyway").
+# Tests pass their own (a FakeEngine), which need not take it unless they exercise that.
+AssistantOpener = Callable[..., Assistant]
+
+GateOpener = Callable[..., Gate]  # like AssistantOpener, without the name
 
 
 @dataclass(frozen=True)
@@ -49,26 +69,52 @@ class AssistantEntry:
         return self.model is not None and self.model.demo
 
 
-def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None,
-                          root: Path | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models)."""
-    def opener(name: str) -> Assistant:
+def real_assistant_opener(*, server: ServerTarget | None = None, threads: int | None = None,
+                          gpu_layers: int | None = None, root: Path | None = None,
+                          server_models: Mapping[str, str] | None = None) -> AssistantOpener:
+    """Loads installed assistants (from `root`, default the data directory's models), or
+    chats through `server`, asking it for each assistant under its `server_models` name
+    (default: the assistant's own). `allow_unverified` is the dialog's "use anyway"."""
+    def opener(name: str, *, allow_unverified: bool = False) -> Assistant:
+        from dataclasses import replace
+
         from app.assistants.runtime import open_assistant
 
-        return open_assistant(name, endpoint=endpoint, n_threads=threads,
-                              n_gpu_layers=gpu_layers, root=root)
+        target = replace(server, model=(server_models or {}).get(name)) if server else None
+        return open_assistant(name, server=target, n_threads=threads,
+                              n_gpu_layers=gpu_layers, root=root,
+                              allow_unverified=allow_unverified)
 
     return opener
 
 
-def real_gate_opener(*, threads: int | None = None, root: Path | None = None) -> GateOpener:
-    def opener() -> Gate:
+def real_gate_opener(*, threads: int | None = None, root: Path | None = None,
+                     server: ServerTarget | None = None) -> GateOpener:
+    """The installed classifier, or the one `server` serves (the same shared client as the
+    chat and the command line)."""
+    def opener(*, allow_unverified: bool = False) -> Gate:
         from app.assistants.gate import IntentGate  # loads llama.cpp: only when first used
 
-        return IntentGate.open(n_threads=threads, root=root)
+        return IntentGate.open(n_threads=threads, root=root, server=server,
+                               allow_unverified=allow_unverified)
 
     return opener
+
+
+def server_targets(config: UIConfig) -> tuple[ServerTarget | None, ServerTarget | None]:
+    """The chat server and the gate's server the config names (None: embedded), sharing
+    one set of client settings: the API key (environment, else api_key_file) and ca_file.
+    The key is read only when a server is named."""
+    if not (config.endpoint or config.gate_endpoint):
+        return None, None
+    from app.engine.credentials import load_api_key
+    from app.engine.server_client import ServerOptions, ServerTarget
+
+    options = ServerOptions(api_key=load_api_key(config.api_key_file), ca_file=config.ca_file)
+    chat = ServerTarget(config.endpoint, options=options) if config.endpoint else None
+    gate = (ServerTarget(config.gate_endpoint, api=config.gate_api, options=options)
+            if config.gate_endpoint else None)
+    return chat, gate
 
 
 class Services:
@@ -122,16 +168,18 @@ class Services:
 
     # Loaded models (blocking: call from a thread worker)
 
-    def assistant(self, name: str) -> Assistant:
+    def assistant(self, name: str, *, allow_unverified: bool = False) -> Assistant:
         """The named assistant, loading it on first use; the previously loaded one is
-        closed first so that only one model occupies memory."""
+        closed first so that only one model occupies memory. A model whose verification
+        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway")."""
         with self._lock:
             if self._assistant is not None and self._assistant.name == name:
                 return self._assistant
             if self._assistant is not None:
                 previous, self._assistant = self._assistant, None
                 previous.close()
-            self._assistant = self._open_assistant(name)
+            self._assistant = (self._open_assistant(name, allow_unverified=True)
+                               if allow_unverified else self._open_assistant(name))
             return self._assistant
 
     def is_loaded(self, name: str) -> bool:
@@ -142,10 +190,13 @@ class Services:
     def loaded(self) -> Assistant | None:
         return self._assistant
 
-    def gate(self) -> Gate:
+    def gate(self, *, allow_unverified: bool = False) -> Gate:
+        """The intent-safety gate, loaded on first use (UnverifiedModelError for a
+        classifier whose verification FAILED, unless `allow_unverified`)."""
         with self._lock:
             if self._gate is None:
-                self._gate = self._open_gate()
+                self._gate = (self._open_gate(allow_unverified=True) if allow_unverified
+                              else self._open_gate())
             return self._gate
 
     @property

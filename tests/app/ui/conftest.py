@@ -20,6 +20,7 @@ from app.store import Store
 from app.ui.app import AmicusApp
 from app.ui.config import UIConfig
 from app.ui.services import Services
+from tests.app.store.conftest import folder  # noqa: F401 (a fixture for the app's tests)
 
 
 @pytest.fixture

@@ -47,6 +47,9 @@ gpu_layers = 0
 submit = "ctrl+s"
 newline = "enter,ctrl+j"
 export = "f10"
+
+[server_models]
+sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
 """)
     config = load_config()
     assert (config.theme, config.on_cancel, config.threads, config.gpu_layers) == (
@@ -57,6 +60,7 @@ export = "f10"
         "ctrl+s", "enter,ctrl+j", "f10")
     assert config.keymap["cancel"] == "escape"  # untouched ids keep their defaults
     assert config.source == _isolated_home / "config.toml"
+    assert config.server_models == {"sentencing": "demonbyron/qwen3-4b-CriminalLaw-cn:q4"}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -73,6 +77,9 @@ export = "f10"
     ("[keymap]\nsubmit = ''", "submit: no key given"),
     ("[keymap]\nsubmit = 'ctrl+n'", "'ctrl+n' is bound to both"),
     ("theme = ", "not valid TOML"),
+    ("server_models = 'x'", "server_models must be a dict"),
+    ("[server_models]\ngeneral = ''", "server_models.general must be the server's model"),
+    ("[server_models]\ngeneral = 3", "server_models.general must be the server's model"),
 ])
 def test_bad_configs_are_refused_with_the_reason(_isolated_home, text, message):
     write_config(_isolated_home, text)
