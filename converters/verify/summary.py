@@ -15,7 +15,7 @@ def report_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     calibration = manifest.get("calibration")
     if isinstance(calibration, dict):
-        rows.append(("importance matrix", _matrix_text(calibration)))
+        rows.append(("importance matrix", matrix_text(calibration)))
     report = manifest.get("quality")
     if not isinstance(report, dict):
         return rows
@@ -46,7 +46,9 @@ def report_rows(manifest: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _matrix_text(calibration: dict[str, Any]) -> str:
+def matrix_text(calibration: dict[str, Any]) -> str:
+    """A manifest's `calibration` in one line: how the importance matrix was made, or why
+    there is none."""
     if calibration.get("imatrix") == "off":
         return f"off ({calibration.get('reason', '')})"
     source = calibration.get("file") or calibration.get("set") or \
