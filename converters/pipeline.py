@@ -259,8 +259,7 @@ class _Conversion:
         else:
             collect = _collects(request)
             if collect or self._wants_quality:
-                with self._timed("calibrate"):
-                    self._calibrate(self.stage.path(unquantized), collect)
+                self._calibrate(self.stage.path(unquantized), collect)
             final = self._quantize(unquantized)
             files = [(final, "model")]
             if request.keep_intermediate:
@@ -294,7 +293,8 @@ class _Conversion:
 
     def _calibrate(self, f16: Path, collect: bool) -> None:
         """Read the F16 once: collect the importance matrix on calibration text, and the
-        reference the quality report compares against on held-out text."""
+        reference the quality report compares against on held-out text. Timed apart
+        (`calibrate`, `quality_reference`): the report's cost is not the matrix's."""
         collector = Collector() if collect else None
         with self._session(f16, collector) as session:
             formatter = self._formatter(session)
@@ -302,15 +302,17 @@ class _Conversion:
                 text = self.inputs.own_text or set_calibration_text(self.calibration_set,
                                                                     formatter)
                 token_chunks = self._calibration_chunks(session, text)
-                with self.progress.bar("calibrate (importance matrix)", len(token_chunks),
-                                       "chunk") as bar:
+                with self._timed("calibrate"), \
+                        self.progress.bar("calibrate (importance matrix)", len(token_chunks),
+                                          "chunk") as bar:
                     self.matrix = collect_imatrix(session.run, collector, token_chunks,
                                                   text.dataset, bar.update)
                 self.collected = True
             if self._wants_quality:
                 self.held_out = self._held_out(session, formatter)
-                with self.progress.bar("quality: F16 reference", len(self.held_out.inputs),
-                                       self.held_out.unit) as bar:
+                with self._timed("quality_reference"), \
+                        self.progress.bar("quality: F16 reference", len(self.held_out.inputs),
+                                          self.held_out.unit) as bar:
                     self.reference = reference(session, self.held_out,
                                                self.stage.path("reference.f32"), bar.update)
 

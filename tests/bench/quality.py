@@ -60,7 +60,9 @@ def report(runs: dict[str, tuple[float, float, dict]]) -> None:
     with_q = default["quality"]["quantized"]
     without_q = runs["no-imatrix"][2]["quality"]["quantized"]
     timings = default["timings"]
-    added = timings.get("calibrate", 0.0) + timings.get("quality", 0.0)
+    collection = timings.get("calibrate", 0.0)
+    report_s = timings.get("quality_reference", 0.0) + timings.get("quality", 0.0)
+    added = collection + report_s
     base = default["quality"]["base"]
     print(f"\nheld-out text: {default['quality']['held_out']}")
     print(f"importance matrix: {default['calibration']['chunks']} chunks x "
@@ -76,9 +78,12 @@ def report(runs: dict[str, tuple[float, float, dict]]) -> None:
           "(target < 1)")
     print(f"conversion without calibration and report: {plain_s:.1f} s, peak RSS "
           f"{plain_rss:.0f} MB")
-    print(f"default conversion: {default_s:.1f} s, peak RSS {default_rss:.0f} MB; calibration "
-          f"{timings.get('calibrate', 0):.1f} s + report {timings.get('quality', 0):.1f} s "
-          f"(base F16 write {timings.get('quality_base_write', 0):.1f} s of it)")
+    print(f"default conversion: {default_s:.1f} s, peak RSS {default_rss:.0f} MB; importance "
+          f"matrix collection {collection:.1f} s + report {report_s:.1f} s (F16 reference "
+          f"{timings.get('quality_reference', 0):.1f} s, base F16 write "
+          f"{timings.get('quality_base_write', 0):.1f} s)")
+    print(f"quantize: {timings.get('quantize', 0):.1f} s with the matrix, "
+          f"{runs['no-imatrix'][2]['timings'].get('quantize', 0):.1f} s without")
     print(f"added / conversion without: {added / plain_s:.2f} (target <= 0.5)")
 
 

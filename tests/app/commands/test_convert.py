@@ -225,6 +225,7 @@ def test_imatrix_off_and_no_quality(tmp_path, capsys, qwen3):
     assert manifest["calibration"] == {"imatrix": "off", "reason": "--imatrix off"}
     assert manifest["quality"] is None
     assert "calibrate" not in manifest["timings"]
+    assert "quality_reference" not in manifest["timings"]
 
 
 def test_an_imatrix_from_a_file_is_used(tmp_path, capsys, qwen3):
@@ -237,6 +238,7 @@ def test_an_imatrix_from_a_file_is_used(tmp_path, capsys, qwen3):
     calibration = json.loads(out)["manifest"]["calibration"]
     assert calibration["imatrix"] == "file" and calibration["file"] == str(first)
     assert "calibrate (importance matrix)" not in err  # nothing collected
+    assert "calibrate" not in json.loads(out)["manifest"]["timings"]
 
 
 def test_own_calibration_text(tmp_path, capsys, qwen3):

@@ -48,8 +48,8 @@ def test_chat_report_fields_are_consistent(qwen3_lora):
     assert report["noise_to_finetune"] == round(quantized["kl_mean"] / base["kl_mean"], 4)
     assert (report["warning"] is not None) == (report["noise_to_finetune"] >= NOISE_RATIO_LIMIT)
     assert set(qwen3_lora.manifest["timings"]) >= {"merge_write", "calibrate", "quantize",
-                                                   "verify", "quality", "quality_base_write",
-                                                   "total"}
+                                                   "verify", "quality_reference", "quality",
+                                                   "quality_base_write", "total"}
 
 
 def _log_probabilities(session, chunk):
