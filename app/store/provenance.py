@@ -2,7 +2,8 @@
 
 A legal answer is only usable if one can say what wrote it. Every assistant message (and
 every `ask --json`, `audit` and `classify` result) carries one `Provenance`: the assistant,
-the model file (name, sha256 and size from its manifest, quantization, demo flag, the
+the model file (name, sha256 and size from its manifest, quantization and the importance
+matrix that calibrated it, demo flag, the
 verification state and whether it was used anyway although it failed), where it ran (the
 embedded engine with its threads and GPU layers, or a server's URL and model name), the
 context size, the sampling parameters, the system prompt and the Amicus version.
@@ -36,6 +37,10 @@ class ModelFile:
     demo: bool = False  # random-weight stand-in: its text is meaningless
     verification: str = "not verified"  # verified | not verified | changed | FAILED
     used_anyway: bool = False  # verification had FAILED and the user chose to use it
+    # How the quantization was calibrated, as the manifest says (converters.verify.summary:
+    # "collected (civic-qa), 7 x 512 tokens", "file (x.gguf), ...", "off (...)"); None for
+    # manifests written before importance matrices existed.
+    importance_matrix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class Provenance:
         lines = [("Assistant", self.assistant), ("Model", _model_line(model))]
         if model.sha256:
             lines.append(("SHA-256", model.sha256))
+        if model.importance_matrix:
+            lines.append(("Importance matrix", model.importance_matrix))
         lines.append(("Verification", _verification_line(model)))
         lines.append(("Backend", self.backend.describe()))
         if self.num_ctx is not None:

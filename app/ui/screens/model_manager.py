@@ -1,5 +1,6 @@
-"""The installed models: size, quantization, checksum status, which is loaded and where it
-runs (GPU or CPU); with no model installed, how to get one."""
+"""The installed models: size, quantization, checksum status, the highlighted model's
+quality report, which is loaded and where it runs (GPU or CPU); with no model installed,
+how to get one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.widgets import DataTable, Footer, Label, Markdown, Static
 from app.assistants.registry import InstalledModel, human_size, verify_model
 from app.ui.messages import BackendProbed, ModelVerified
 from app.ui.services import Services
+from converters.verify.summary import report_rows
 
 GUIDANCE = """\
 **No model is installed yet.** Amicus runs models from its data folder; to get some:
@@ -56,6 +58,7 @@ class ModelManager(Screen[None]):
         with Vertical(id="models-body"):
             yield Label("Installed models", classes="screen-title")
             yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="quality", markup=False)
             yield Static("", id="backend", markup=False)
             yield Markdown(GUIDANCE, id="guidance", open_links=False)
         yield Footer()
@@ -78,6 +81,11 @@ class ModelManager(Screen[None]):
         self.query_one("#guidance").display = not models
         if models:
             table.focus()
+
+    @on(DataTable.RowHighlighted)
+    def _show_quality(self, event: DataTable.RowHighlighted) -> None:
+        model = self.services.model(str(event.row_key.value))
+        self.query_one("#quality", Static).update(quality_text(model) if model else "")
 
     @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
     def _probe_backend(self) -> None:
@@ -123,6 +131,15 @@ class ModelManager(Screen[None]):
     def action_reload(self) -> None:
         self.services.refresh()
         self._fill()
+
+
+def quality_text(model: InstalledModel) -> str:
+    """The highlighted model's importance matrix and quality report (wrapped to the
+    screen's width: it must fit under the table on an 80x24 terminal)."""
+    rows = report_rows(model.manifest)
+    if not rows:
+        return f"{model.name}: no quality report (converted without one, or imported)"
+    return f"{model.name} · " + " · ".join(f"{label}: {value}" for label, value in rows)
 
 
 def backend_line(services: Services) -> str:
