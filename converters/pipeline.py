@@ -22,8 +22,8 @@ from converters.checkpoint.sources import Source, resolve_source
 from converters.errors import InputError
 from converters.gguf.vocab import tokenizer_directory
 from converters.gguf.writer import Provenance, write_gguf
-from converters.llama_runtime import check_threads
 from converters.llama_eval import Session
+from converters.llama_runtime import check_threads
 from converters.merge.merged_weights import MergedWeights, load_adapters
 from converters.ollama.modelfile import Modelfile, read_modelfile, retarget_modelfile
 from converters.outputs.manifest import (
