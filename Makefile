@@ -76,6 +76,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python tests/bench/convert.py
 	$(BIN)/python tests/bench/engine.py
+	$(BIN)/python tests/bench/quality.py
 	@if [ -f tests/bench/startup.py ]; then $(BIN)/python tests/bench/startup.py; fi
 	$(BIN)/python tests/bench/store.py
 	$(BIN)/python tests/bench/servers.py

@@ -116,8 +116,25 @@ def _add_convert_parser(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--keep-intermediate", action="store_true",
                          help="also keep the unquantized F16 GGUF")
     convert.add_argument("--no-verify", dest="verify", action="store_false",
-                         help="skip loading the result and checking tokenizer parity")
-    convert.add_argument("--threads", type=int, help="threads for quantization")
+                         help="skip loading the result and checking tokenizer parity (and "
+                              "the quality report)")
+    convert.add_argument("--imatrix", metavar="FILE|off",
+                         help="importance matrix for quantization: a file from llama-imatrix "
+                              "(GGUF or legacy .dat), or off (default for Q4_K_M/Q5_K_M: "
+                              "collected from calibration text)")
+    convert.add_argument("--imatrix-out", metavar="FILE",
+                         help="also write the importance matrix used, in llama.cpp's GGUF "
+                              "imatrix format")
+    convert.add_argument("--calibration", metavar="FILE",
+                         help="plain UTF-8 calibration text instead of the assistant's "
+                              "shipped set (read as llama-imatrix reads it: chunks of 512 "
+                              "tokens, at least two)")
+    convert.add_argument("--no-quality", dest="quality", action="store_false",
+                         help="skip the quality report (KL divergence and top-1 agreement "
+                              "against the merged F16 on held-out text)")
+    convert.add_argument("--threads", type=int,
+                         help="threads for quantization and evaluation (default: physical "
+                              "cores minus those other programs keep busy)")
     convert.add_argument("--json", action="store_true",
                          help="print a machine-readable summary on stdout")
     convert.set_defaults(handler=run_convert)

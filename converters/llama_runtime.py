@@ -4,7 +4,9 @@ llama.cpp writes its progress to stderr by default; we keep only errors, and kee
 ones so a failed load can be reported in one line.
 
 The few private llama-cpp-python attributes Amicus relies on (the context, batch and token
-buffer of `Llama`) are touched here and nowhere else, so a version bump has one place to check.
+buffer of `Llama`) are touched here and in `llama_eval` (whole-chunk evaluation and the
+ggml tensor layout its eval callback reads), nowhere else: a version bump has two places
+to check.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def last_llama_error() -> str:
     return _recent_errors[-1] if _recent_errors else "no detail from llama.cpp"
 
 
-def _first_load_error() -> str:
+def first_load_error() -> str:
     """The most specific message of a failed load: llama.cpp logs the cause first, then
     'failed to load model' once per level of the call chain."""
     for message in _recent_errors:
@@ -55,6 +57,16 @@ def _first_load_error() -> str:
         if detail and not detail.startswith("failed to load model"):
             return detail
     return last_llama_error()
+
+
+# ggml's GGML_MAX_N_THREADS: llama.cpp aborts the process when asked for more threads.
+MAX_THREADS = 512
+
+
+def check_threads(threads: int | None) -> None:
+    """A thread count the user gave (None: Amicus chooses) that llama.cpp can run."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"threads must be from 1 to {MAX_THREADS}, not {threads}")
 
 
 class GGUFLoadError(InputError):
@@ -103,7 +115,7 @@ def load_llama(path: Path, *, n_ctx: int = 512, classifier: bool = False,
                                n_threads_batch=n_threads, verbose=False,
                                n_gpu_layers=n_gpu_layers, **options)
     except (ValueError, RuntimeError) as exc:
-        raise GGUFLoadError(f"{path}: llama.cpp cannot load it ({_first_load_error()})") \
+        raise GGUFLoadError(f"{path}: llama.cpp cannot load it ({first_load_error()})") \
             from exc
 
 
@@ -113,17 +125,24 @@ def class_probabilities(llm: llama_cpp.Llama, tokens: Sequence[int]) -> list[flo
     llama.cpp applies softmax for qwen3 classifiers. Llama.embed() would return n_embd floats
     of which only the first n_cls_out are written, so we read the pooled output ourselves.
     """
-    n_out = llama_cpp.llama_model_n_cls_out(llm.model)
-    if n_out <= 0:
-        raise InputError("model has no classifier head")
     if len(tokens) > llm.n_ctx():
         raise InputError(f"{len(tokens)} tokens exceed the context of {llm.n_ctx()}")
-    llm._ctx.kv_cache_clear()
-    llm._batch.reset()
-    llm._batch.add_sequence(list(tokens), 0, False)
-    llm._ctx.decode(llm._batch)
-    llm._batch.reset()
-    pointer = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
+    return pooled_probabilities(llm.model, llm._ctx, llm._batch, tokens)
+
+
+def pooled_probabilities(model: Any, ctx: _internals.LlamaContext,
+                         batch: _internals.LlamaBatch, tokens: Sequence[int]) -> list[float]:
+    """Decode `tokens` as one sequence from an empty cache in a pooling context and read
+    the n_cls_out pooled outputs (shared by `Llama` objects and converters.llama_eval)."""
+    n_out = llama_cpp.llama_model_n_cls_out(model)
+    if n_out <= 0:
+        raise InputError("model has no classifier head")
+    ctx.kv_cache_clear()
+    batch.reset()
+    batch.add_sequence(list(tokens), 0, False)
+    ctx.decode(batch)
+    batch.reset()
+    pointer = llama_cpp.llama_get_embeddings_seq(ctx.ctx, 0)
     if not pointer:
         raise InputError("llama.cpp returned no pooled output (is pooling RANK?)")
     return [float(pointer[i]) for i in range(n_out)]

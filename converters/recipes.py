@@ -18,6 +18,9 @@ class Recipe:
     base: str | None  # what an adapter-only fine-tune is merged into
     modelfile: str | None  # modelfiles/<name>.Modelfile, None for the classifier
     note: str
+    # The shipped calibration set (converters/quantize/calibration/<name>.json): text in
+    # the assistant's language and domain for the importance matrix and the quality report.
+    calibration: str
 
 
 def recipe_sources(name: str, recipe: Recipe, local: str | None) -> tuple[str, tuple[str, ...]]:

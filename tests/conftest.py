@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,14 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     return home
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory) -> Path:
+    """The five demo models, built once per session with the real pipeline and shared
+    read-only by every test that runs them (copy them to alter them)."""
+    from app.cli import main
+
+    home = tmp_path_factory.mktemp("demo-home")
+    assert main(["demo", "--out", str(home / "models")]) == 0
+    return home / "models"

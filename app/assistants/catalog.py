@@ -45,6 +45,14 @@ class AssistantSpec:
     def is_chat(self) -> bool:
         return self.kind == "chat"
 
+    def input_format(self) -> Path | None:
+        """The classifier's input format (modelfiles/<name>.json: task description and
+        text template), which calibration text is wrapped in; None for chat assistants."""
+        if self.is_chat:
+            return None
+        path = modelfiles_dir() / f"{self.name}.json"
+        return path if path.is_file() else None
+
     def shipped_modelfile(self) -> Path | None:
         """The Modelfile Amicus ships for this assistant (None: the classifier has none,
         or the file is missing from this installation)."""
@@ -59,19 +67,20 @@ CATALOG: tuple[AssistantSpec, ...] = (
         "moral-audit", "chat",
         Recipe(model="ertghiu256/Qwen3-4B-distill-deepseek-opus-gemini-ethical-training",
                base="ertghiu256/Qwen3-4B-distill-deepseek-opus-gemini",
-               modelfile="moral-audit",
+               modelfile="moral-audit", calibration="moral-audit",
                note="Qwen3-4B distill + QLoRA (r=8, alpha=8) on moral_stories (seed 000)."),
         stand_in="qwen3_lora", form="moral_frames", title_from=moral_frames.title_parts),
     AssistantSpec(
         "civic-qa", "chat",
         Recipe(model="YuYu1015/YuYu1015-Qwen3.5-0.8B-TW-CivicAligned-v1",
                base="huihui-ai/Huihui-Qwen3.5-0.8B-abliterated",
-               modelfile="civic-qa",
+               modelfile="civic-qa", calibration="civic-qa",
                note="Qwen3.5-0.8B abliterated + LoRA SFT (r=16, alpha=32) (seed 001)."),
         stand_in="qwen35_lora"),
     AssistantSpec(
         "sentencing", "chat",
         Recipe(model=None, base="Qwen/Qwen3-4B-Instruct-2507", modelfile="sentencing",
+               calibration="sentencing",
                note=("Qwen3-4B-Instruct + rsLoRA (r=64, alpha=128) on Chinese criminal "
                      "judgments (seed 004). Published only as a Q4_K_M GGUF on Ollama "
                      "(demonbyron/qwen3-4b-CriminalLaw-cn:q4): import that with `amicus "
@@ -82,11 +91,12 @@ CATALOG: tuple[AssistantSpec, ...] = (
     AssistantSpec(
         "general", "chat",
         Recipe(model="kmseong/llama2_7b_chat-MBPP-FT-lr5e-5", base=None, modelfile="general",
+               calibration="general",
                note="Llama-2-7b-chat full fine-tune with WaRP safety alignment (seed 003)."),
         stand_in="llama_full_finetune"),
     AssistantSpec(
         "intent-safety", "classifier",
-        Recipe(model=None, base="Qwen/Qwen3-4B", modelfile=None,
+        Recipe(model=None, base="Qwen/Qwen3-4B", modelfile=None, calibration="intent-safety",
                note=("Qwen3ForSequenceClassification trained from a local directory (seed "
                      "002); its weights are not on the Hub: pass the merged model directory "
                      "(or the adapter) with --base DIR.")),

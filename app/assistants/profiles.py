@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from converters.errors import InputError
-from converters.ollama.modelfile import ParameterValue, read_modelfile
+from converters.ollama.modelfile import ModelfileError, ParameterValue, read_modelfile
 
 # api.DefaultOptions() of Ollama v0.33: what Ollama samples with where a Modelfile is silent.
 OLLAMA_DEFAULTS: dict[str, int | float] = {
@@ -79,9 +79,19 @@ def _model_path(model: str, directory: Path) -> Path | None:
     return candidate.resolve() if candidate.is_file() else None
 
 
+# The longest context any supported model was trained for (Qwen3.5: 262144 tokens). A
+# larger num_ctx would have llama.cpp reserve a cache no laptop holds: the process is killed
+# for lack of memory instead of reporting anything.
+MAX_NUM_CTX = 262_144
+
+
 def load_profile(modelfile_path: Path) -> AssistantProfile:
     """Read an assistant's Modelfile; bad files raise ModelfileError (an InputError)."""
     modelfile = read_modelfile(modelfile_path)
+    num_ctx = modelfile.parameters.get("num_ctx")
+    if isinstance(num_ctx, int) and not 1 <= num_ctx <= MAX_NUM_CTX:
+        raise ModelfileError(f"PARAMETER num_ctx {num_ctx}: Amicus needs 1 to {MAX_NUM_CTX}",
+                             None, str(modelfile_path))
     return AssistantProfile(
         name=_profile_name(modelfile_path), modelfile=modelfile_path, model=modelfile.from_,
         model_path=_model_path(modelfile.from_, modelfile_path.parent),
@@ -124,6 +134,8 @@ def load_classifier_profile(path: Path) -> ClassifierProfile:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the classifier profile ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the classifier profile is not a JSON object")
     values: dict[str, Any] = {}
     for name, kind in _CLASSIFIER_FIELDS.items():
         value = data.get(name)
@@ -132,5 +144,27 @@ def load_classifier_profile(path: Path) -> ClassifierProfile:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InputError(f"{path}: {name} must be a {kind.__name__}, not {value!r}")
         values[name] = value
+    problem = _classifier_problem(values)
+    if problem:
+        raise InputError(f"{path}: {problem}")
     values["labels"] = {int(k): v for k, v in values["labels"].items()}
     return ClassifierProfile(**values)
+
+
+def _classifier_problem(values: dict[str, Any]) -> str | None:
+    """What makes well-typed classifier settings unusable, if anything."""
+    labels, roles = values["labels"], values["role_map"]
+    if not all(k.isdigit() and isinstance(v, str) for k, v in labels.items()):
+        return "labels must map class numbers (\"0\", \"1\") to names"
+    if str(values["positive_label"]) not in labels:
+        return f"positive_label {values['positive_label']} is not one of the labels"
+    if not all(isinstance(v, str) for v in roles.values()):
+        return "role_map must map role names to role names"
+    if not 0.0 <= values["threshold"] <= 1.0:  # NaN fails this too
+        return f"threshold must be between 0 and 1, not {values['threshold']}"
+    for name in ("max_turns", "max_tokens"):
+        if values[name] < 1:
+            return f"{name} must be at least 1, not {values[name]}"
+    if not 0 <= values["ctx_token_reserve"] < values["max_tokens"]:
+        return "ctx_token_reserve must be at least 0 and below max_tokens"
+    return None

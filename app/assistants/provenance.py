@@ -1,11 +1,11 @@
 """Building the provenance record of an answer (app.store.provenance) from what produced it.
 
 The one place that knows where each fact comes from: the installed model's manifest (file,
-sha256, size, quantization, demo flag), its remembered verification state, the engine
-(embedded with its threads and GPU layers, or a server's URL and model name), the
-assistant's Modelfile with the conversation's overrides (system prompt, sampling, context),
-and Amicus's version. The command line and the app both call it, so a record means the same
-wherever it was written.
+sha256, size, quantization, importance matrix, demo flag), its remembered verification
+state, the engine (embedded with its threads and GPU layers, or a server's URL and model
+name), the assistant's Modelfile with the conversation's overrides (system prompt, sampling,
+context), and Amicus's version. The command line and the app both call it, so a record
+means the same wherever it was written.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from app.engine.openai_backend import OpenAIBackend
 from app.engine.params import GenerationParams
 from app.engine.protocol import ChatEngine
 from app.store.provenance import Backend, ModelFile, Provenance
+from converters.verify.summary import matrix_text
 
 if TYPE_CHECKING:
     from app.assistants.runtime import Assistant
@@ -30,10 +31,13 @@ def model_file(model: InstalledModel, *, used_anyway: bool = False) -> ModelFile
     output: dict[str, Any] = next((o for o in model.manifest.get("outputs", [])
                                    if o.get("role") == "model"), {})
     size = output.get("size")
+    calibration = model.manifest.get("calibration")
     return ModelFile(name=model.name, file=str(output.get("file", "?")),
                      sha256=output.get("sha256"), size=int(size) if size is not None else None,
                      quantization=model.quantization, demo=model.demo,
-                     verification=model.checksum_status(), used_anyway=used_anyway)
+                     verification=model.checksum_status(), used_anyway=used_anyway,
+                     importance_matrix=matrix_text(calibration)
+                     if isinstance(calibration, dict) else None)
 
 
 def backend_of(engine: ChatEngine, threads: int | None = None) -> Backend:

@@ -129,13 +129,34 @@ def _fingerprint(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What keeps an installed model's manifest from being used, if anything: its outputs
+    must be files beside it with a role, a size and a sha256."""
+    outputs = manifest.get("outputs")
+    if not isinstance(outputs, list) or not outputs:
+        return "no list of outputs"
+    for output in outputs:
+        if not (isinstance(output, dict) and isinstance(output.get("file"), str)
+                and output["file"] == Path(output["file"]).name
+                and output["file"] not in ("", ".", "..")
+                and isinstance(output.get("role"), str)
+                and isinstance(output.get("sha256"), str)
+                and isinstance(output.get("size"), int) and not isinstance(output["size"], bool)
+                and output["size"] >= 0):
+            return f"a malformed output entry {str(output)[:60]}"
+    if not any(output["role"] == "model" for output in outputs):
+        return "no model file among its outputs"
+    return None
+
+
 def installed_models(root: Path | None = None) -> list[InstalledModel]:
-    """Every folder of the models directory that holds a manifest, by name."""
+    """Every folder of the models directory that holds a usable manifest, by name (a
+    damaged one is named by find_model when that model is asked for)."""
     root = root or models_dir()
     found = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         manifest = _read_json(directory / MANIFEST_NAME)
-        if manifest is not None:
+        if manifest is not None and manifest_problem(manifest) is None:
             found.append(InstalledModel(directory.name, directory, manifest))
     return found
 
@@ -144,6 +165,12 @@ def find_model(name: str, root: Path | None = None) -> InstalledModel:
     models = {m.name: m for m in installed_models(root)}
     if name in models:
         return models[name]
+    manifest_path = (root or models_dir()) / name / MANIFEST_NAME
+    if manifest_path.is_file():
+        manifest = _read_json(manifest_path)
+        problem = "not a JSON object" if manifest is None else manifest_problem(manifest)
+        raise NotInstalledError(f"{manifest_path}: the model's manifest is damaged "
+                                f"({problem}); convert or import the model again")
     available = ", ".join(models) or "none (run `amicus demo`, `amicus convert` or "
     "`amicus models import-ollama`)"
     raise NotInstalledError(f"no installed model named {name!r}; installed: {available}")

@@ -58,11 +58,15 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
 def run_audit(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
     in_flight = concurrency(args, on_server=bool(args.endpoint))
-    done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
-    assistant = open_assistant(args.assistant,
-                               server=server_target(args, args.endpoint, model=args.model),
-                               n_threads=args.threads, allow_unverified=args.allow_unverified)
-    writer = ResultWriter(args.output)
+    writer = ResultWriter(args.output)  # locks the output first: one run at a time
+    try:
+        done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
+        assistant = open_assistant(
+            args.assistant, server=server_target(args, args.endpoint, model=args.model),
+            n_threads=args.threads, allow_unverified=args.allow_unverified)
+    except BaseException:
+        writer.close()
+        raise
     batch = Batch(args.file, writer, done, f"audit ({args.frame})", in_flight)
     side_file = None
     try:

@@ -8,7 +8,8 @@ skips every line already in the output. Records that cannot be processed (bad in
 server that failed on them after its retries) are reported on stderr and written, with the
 original text and the reason, to `<output>.rejected.jsonl`, and done again by a rerun. A
 failure that every other record would meet too (the server unreachable, its certificate
-untrusted, the key refused) stops the batch instead, keeping what is done.
+untrusted, the key refused) stops the batch instead, keeping what is done. The output is
+locked while a run writes it: a second run on the same file is refused, not interleaved.
 
 With `concurrency` N > 1, N worker threads each process one record at a time (a server
 batches the requests in flight); Ctrl-C stops at once: requests in flight are cancelled and
@@ -27,10 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from app.engine.errors import ContextOverflowError
 from app.engine.server_client import RequestCancelled
 from converters.errors import AmicusError, InputError
 
 _POLL_S = 0.1  # how often a waiting main thread looks up (Ctrl-C, a fatal error)
+# Errors a record's own content causes (too long for the model's context): it is skipped
+# like a record that is not JSON, rather than failed (which says a rerun may succeed).
+RECORD_INPUT_ERRORS: tuple[type[AmicusError], ...] = (ContextOverflowError,)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ def json_line(value: Any) -> str:
 
 
 _SNIFF_BYTES = 4096  # a NUL byte this early means a binary file, not JSONL
+# A blank line holds JSON's whitespace only (str.strip() would also take control characters
+# such as \x1c for blanks, and silently skip a line that is neither a result nor rejected).
+_BLANK = " \t\r\n"
 
 
 def check_batch_file(path: Path) -> None:
@@ -95,7 +103,7 @@ def read_records(path: Path) -> Iterator[Record | Rejected]:
                 yield Rejected(number, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                                raw_bytes.decode("utf-8", "replace").rstrip("\r\n"))
                 continue
-            if not text.strip():
+            if not text.strip(_BLANK):
                 continue
             try:
                 data = json.loads(text)
@@ -133,12 +141,23 @@ def finished_lines(output: Path, same_run: Callable[[dict[str, Any]], bool]) -> 
 class ResultWriter:
     """Appends results durably, from any thread; collects rejected records for the side
     file. After close() (Ctrl-C, a fatal error), late results are dropped, never half
-    written."""
+    written.
+
+    Create it before reading what the output already holds (finished_lines): it locks the
+    output, so a second run on the same file is refused instead of interleaving with this
+    one (the lock goes with the process, however it ends)."""
 
     def __init__(self, output: Path | None) -> None:
         self.output = output
+        self._created = output is not None and not output.exists()
         self._handle: IO[str] = (open(output, "a", encoding="utf-8")  # noqa: SIM115
                                  if output else sys.stdout)
+        if output is not None:
+            try:
+                lock_exclusively(self._handle, output)
+            except BaseException:
+                self._handle.close()
+                raise
         self.rejected: list[Rejected] = []
         self.written = 0
         self.failed = 0  # rejected because processing failed (not because of the input)
@@ -179,7 +198,10 @@ class ResultWriter:
             self._closed = True
             if not self.output:
                 return None
-            self._handle.close()
+            if self._created and os.fstat(self._handle.fileno()).st_size == 0:
+                _remove_locked(self._handle, self.output)  # leave no empty file behind
+            else:
+                self._handle.close()
             if not self.rejected:
                 return None
             side = self.output.with_name(self.output.name + ".rejected.jsonl")
@@ -201,6 +223,33 @@ class ResultWriter:
             parts.append(f"{skipped} skipped")
         where = f": see {side_file}" if side_file else " (listed above)"
         print(f"amicus: {', '.join(parts)}{where}", file=sys.stderr)
+
+
+def lock_exclusively(handle: IO[str], path: Path) -> None:
+    """Hold an exclusive lock on an open file, or refuse: another run is writing it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        raise InputError(f"{path}: another amicus run is writing to it; let it finish (or "
+                         "stop it), then run again to resume") from exc
+
+
+def _remove_locked(handle: IO[str], path: Path) -> None:
+    """Delete an output this run created and wrote nothing to. Where the system allows it,
+    while still holding the lock: a run starting meanwhile then creates a file of its own
+    rather than writing into this deleted one (Windows cannot delete an open file)."""
+    if sys.platform != "win32":
+        path.unlink(missing_ok=True)
+    handle.close()
+    if sys.platform == "win32":
+        path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -282,6 +331,8 @@ class _Runner:
             self.process(record)
         except RequestCancelled:
             return  # stopping: the record is neither done nor failed
+        except RECORD_INPUT_ERRORS as exc:  # the record itself is at fault: skipped
+            self.batch.writer.reject(Rejected(record.line, str(exc), record.raw))
         except AmicusError as exc:  # this record's failure, unless every record would fail
             if getattr(exc, "stops_batch", False):
                 self._stop(exc)
@@ -328,7 +379,7 @@ class _Runner:
 
 def count_lines(path: Path) -> int:
     with open(path, "rb") as handle:
-        return sum(1 for raw in handle if raw.strip())
+        return sum(1 for raw in handle if raw.strip(_BLANK.encode()))
 
 
 def progress_bar(total: int, description: str, initial: int = 0) -> Any:

@@ -65,11 +65,15 @@ def run_classify(args: argparse.Namespace) -> int:
     if args.api and not args.endpoint:
         raise InputError("--api needs --endpoint")
     in_flight = concurrency(args, on_server=bool(args.endpoint))
-    done = finished_lines(args.output, lambda _r: True) if args.output else set()
     server = server_target(args, args.endpoint, model=args.model, api=args.api)
-    gate = IntentGate.open(n_threads=args.threads, server=server,
-                           allow_unverified=args.allow_unverified)
-    writer = ResultWriter(args.output)
+    writer = ResultWriter(args.output)  # locks the output first: one run at a time
+    try:
+        done = finished_lines(args.output, lambda _r: True) if args.output else set()
+        gate = IntentGate.open(n_threads=args.threads, server=server,
+                               allow_unverified=args.allow_unverified)
+    except BaseException:
+        writer.close()
+        raise
     batch = Batch(args.file, writer, done, "classify", in_flight)
     side_file = None
     try:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.assistants.catalog import NAMES, require
+from app.engine.threads import ThreadPolicy
 from app.paths import models_dir
 from converters.errors import InputError
 from converters.quantize.types import QUANT_CHOICES
 from converters.recipes import recipe_sources
+from converters.verify.summary import report_table
 
 if TYPE_CHECKING:
     from converters.pipeline import ConvertRequest
@@ -32,7 +34,12 @@ def run_convert(args: argparse.Namespace) -> int:
     else:
         for path in result.outputs:
             print(f"wrote {path}")
-        print(f"done in {result.seconds['total']:.1f} s")
+        for line in report_table(result.manifest):
+            print(line)
+        # quality_base_write is part of quality: the line lists the steps themselves.
+        steps = ", ".join(f"{step} {seconds:.1f}" for step, seconds in result.seconds.items()
+                          if step not in ("total", "resolve", "quality_base_write"))
+        print(f"done in {result.seconds['total']:.1f} s ({steps})")
     return 0
 
 
@@ -40,7 +47,10 @@ def _request(args: argparse.Namespace) -> ConvertRequest:
     from converters.pipeline import ConvertRequest
 
     common = {"quant": args.quant, "keep_intermediate": args.keep_intermediate,
-              "verify": args.verify, "threads": args.threads}
+              "verify": args.verify, "threads": args.threads or ThreadPolicy().choose().threads,
+              "imatrix": args.imatrix, "quality": args.quality,
+              "imatrix_out": Path(args.imatrix_out) if args.imatrix_out else None,
+              "calibration": Path(args.calibration) if args.calibration else None}
     modelfile = Path(args.modelfile) if args.modelfile else None
     if args.assistant:
         if args.adapter:
@@ -51,7 +61,8 @@ def _request(args: argparse.Namespace) -> ConvertRequest:
         out = Path(args.out) if args.out else models_dir() / name
         modelfile = modelfile or spec.shipped_modelfile()
         return ConvertRequest(base=base, adapters=adapters, name=name, out_dir=out,
-                              modelfile=modelfile, **common)
+                              modelfile=modelfile, calibration_set=spec.recipe.calibration,
+                              input_format=spec.input_format(), **common)
     missing = [flag for flag, value in (("--base", args.base), ("--name", args.name),
                                         ("--out", args.out)) if not value]
     if missing:

@@ -50,6 +50,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result = convert(ConvertRequest(
             base=str(source.base), adapters=tuple(str(a) for a in source.adapters),
             name=spec.name, out_dir=models / spec.name, modelfile=spec.shipped_modelfile(),
+            calibration_set=spec.recipe.calibration, input_format=spec.input_format(),
             demo=True), Progress(enabled=False))
         size = result.outputs[0].stat().st_size
         print(f"  {spec.name:<14} {size / 1e6:6.1f} MB  {time.perf_counter() - started:5.1f} s"

@@ -15,12 +15,16 @@ from app.assistants.registry import (
     verify_model,
 )
 from converters.errors import InputError
+from converters.verify.summary import report_table
 
 
 def add_management_actions(actions: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="installed models with size, quantization and "
                                               "checksum status")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--details", action="store_true",
+                         help="also show each model's importance matrix and quality report "
+                              "(drift from the merged F16, fine-tune effect)")
     listing.set_defaults(handler=run_list)
     verify = actions.add_parser("verify", help="check every file's sha256 against its manifest",
                                 description="Hash every installed file and compare it with "
@@ -34,14 +38,21 @@ def add_management_actions(actions: argparse._SubParsersAction) -> None:
     remove.set_defaults(handler=run_remove)
 
 
-def _row(model: InstalledModel) -> dict[str, object]:
-    return {"name": model.name, "kind": "classifier" if model.is_classifier else "chat",
-            "quantization": model.quantization, "size": model.size, "demo": model.demo,
-            "checksum": model.checksum_status(), "path": str(model.directory)}
+def _row(model: InstalledModel, details: bool = False) -> dict[str, object]:
+    row: dict[str, object] = {
+        "name": model.name, "kind": "classifier" if model.is_classifier else "chat",
+        "quantization": model.quantization, "size": model.size, "demo": model.demo,
+        "checksum": model.checksum_status(), "path": str(model.directory)}
+    if details:
+        row.update(calibration=model.manifest.get("calibration"),
+                   quality=model.manifest.get("quality"))
+    return row
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = [_row(m) for m in installed_models()]
+    details = bool(getattr(args, "details", False))
+    models = installed_models()
+    rows = [_row(m, details) for m in models]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -51,10 +62,14 @@ def run_list(args: argparse.Namespace) -> int:
               "`amicus models import-ollama NAME`.")
         return 0
     print(f"{'NAME':<16} {'KIND':<10} {'QUANT':<8} {'SIZE':>9}  {'CHECKSUM':<13} NOTE")
-    for row in rows:
+    for model, row in zip(models, rows, strict=True):
         note = "demo: random weights, meaningless text" if row["demo"] else ""
         print(f"{row['name']:<16} {row['kind']:<10} {row['quantization']:<8} "
               f"{human_size(int(str(row['size']))):>9}  {row['checksum']:<13} {note}")
+        if details:
+            lines = report_table(model.manifest, indent="    ")
+            print("\n".join(lines) if lines else
+                  "    no importance matrix or quality report in its manifest")
     return 0
 
 

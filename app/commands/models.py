@@ -128,13 +128,18 @@ def _gguf_details(blob: Path, config: dict[str, Any]) -> dict[str, Any]:
         arch = reader.fields["general.architecture"].contents()
         file_type = reader.fields["general.file_type"].contents() if (
             "general.file_type" in reader.fields) else None
-    except (ValueError, KeyError, OSError) as exc:
+        ftype = gguf.LlamaFileType(file_type).name if isinstance(file_type, int) else None
+    # gguf's reader indexes into the file as its header says: a damaged header shows as
+    # any of these.
+    except (ValueError, KeyError, IndexError, OverflowError, OSError) as exc:
         raise InputError(f"{blob}: the model layer is not a readable GGUF ({exc})") from exc
+    if not isinstance(arch, str):
+        raise InputError(f"{blob}: the model layer's GGUF header names no architecture")
     quant = config.get("file_type") if isinstance(config.get("file_type"), str) else None
-    if not quant and file_type is not None:
-        quant = gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    if not quant and ftype is not None:
+        quant = ftype.removeprefix("MOSTLY_").removeprefix("ALL_")
     quant = re.sub(r"[^\w.+-]", "_", quant or "gguf")
-    return {"architecture": str(arch), "quantization": quant}
+    return {"architecture": arch, "quantization": quant}
 
 
 def _check_loads(blob: Path) -> dict[str, Any]:

@@ -142,7 +142,11 @@ class OpenAIBackend:
     def list_models(self) -> list[str]:
         """The model ids the server offers (GET /v1/models)."""
         body = self.client.get_json("/v1/models")
-        return [str(m["id"]) for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+        models = body.get("data")
+        if not isinstance(models, list):
+            raise EndpointError(f"server {self.endpoint.url} answered /v1/models without a "
+                                f"list of models: {self.client.server_text(json.dumps(body))}")
+        return [str(m["id"]) for m in models if isinstance(m, dict) and "id" in m]
 
     def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
                params: Mapping[str, Any] | GenerationParams | None = None,
@@ -250,17 +254,50 @@ class _Usage:
     completion_tokens: int | None = None
 
     def update(self, chunk: Mapping[str, Any]) -> None:
-        usage = chunk.get("usage") or {}
-        timings = chunk.get("timings") or {}  # llama.cpp's server: prompt_n excludes the cache
-        if "prompt_tokens" in usage:
-            self.prompt_tokens = self.prompt_evaluated = int(usage["prompt_tokens"])
-            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-            if cached is not None:
-                self.prompt_evaluated = self.prompt_tokens - int(cached)
-        if "completion_tokens" in usage:
-            self.completion_tokens = int(usage["completion_tokens"])
-        if "prompt_n" in timings:
-            self.prompt_evaluated = int(timings["prompt_n"])
+        """Take the counts a chunk reports; counts that are not counts (a server's bug) are
+        left out, as a server that sends none: they describe the answer, they are not it."""
+        usage = _object(chunk.get("usage"))
+        timings = _object(chunk.get("timings"))  # llama.cpp's server: prompt_n excludes the cache
+        prompt = _count(usage.get("prompt_tokens"))
+        if prompt is not None:
+            self.prompt_tokens = self.prompt_evaluated = prompt
+            cached = _count(_object(usage.get("prompt_tokens_details")).get("cached_tokens"))
+            if cached is not None and cached <= prompt:
+                self.prompt_evaluated = prompt - cached
+        completion = _count(usage.get("completion_tokens"))
+        if completion is not None:
+            self.completion_tokens = completion
+        evaluated = _count(timings.get("prompt_n"))
+        if evaluated is not None:
+            self.prompt_evaluated = evaluated
+
+
+class _Malformed(ValueError):
+    """A chunk whose answer fields are not of the shape the OpenAI API gives them."""
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    """A JSON object of the answer ({} for a field left out or null), or _Malformed."""
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Malformed(f"{type(value).__name__} where an object belongs")
+    return value
+
+
+def _count(value: Any) -> int | None:
+    """A token count, or None for anything else (absent, text, negative, not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not 0 <= value < 2**53:  # NaN and infinities fail this too
+        return None
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _Malformed(f"{type(value).__name__} where text belongs")
+    return value
 
 
 class _Reader:
@@ -328,28 +365,33 @@ class _Reader:
         if "error" in chunk:  # llama.cpp, vLLM and Ollama report late failures in-stream
             raise EndpointError(f"server {self._url} failed mid-answer: "
                                 f"{self._client.server_text(error_message(chunk))}")
-        self._usage.update(chunk)
-        deltas: list[Delta] = []
-        for choice in (chunk.get("choices") or [])[:1]:
-            deltas += self._choice(choice)
-        return deltas
+        try:
+            self._usage.update(chunk)
+            choices = chunk.get("choices") or []
+            if not isinstance(choices, list):
+                raise _Malformed("choices is not a list")
+            return self._choice(_object(choices[0])) if choices else []
+        except _Malformed as exc:
+            raise EndpointError(f"server {self._url} sent a malformed chunk ({exc}): "
+                                f"{self._client.server_text(data)}") from exc
 
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
-        if choice.get("finish_reason"):
-            self._finish = str(choice["finish_reason"])
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish = _text(finish)
         # A streamed chunk carries a `delta`; a whole answer (a server that does not
         # stream) carries the `message`: read as one delta holding everything.
-        delta = choice.get("delta") or choice.get("message") or {}
+        delta = _object(choice.get("delta") or choice.get("message"))
+        reasoning = [_text(delta.get(name)) for name in _REASONING_FIELDS]
+        content = _text(delta.get("content"))
         out: list[Delta] = []
-        texts = [delta.get(name) for name in _REASONING_FIELDS]
-        texts.append(delta.get("content"))
-        if any(t is not None for t in texts):
+        if content is not None or any(text is not None for text in reasoning):
             self._chunks += 1
-        for name in _REASONING_FIELDS:
-            if delta.get(name):
-                out += self._reasoning.feed(str(delta[name]))
-        if delta.get("content"):
-            out += self._answer.feed_text(str(delta["content"]))
+        for text in reasoning:
+            if text:
+                out += self._reasoning.feed(text)
+        if content:
+            out += self._answer.feed_text(content)
         return out
 
     def _record(self, deltas: list[Delta]) -> Iterator[Delta]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from app.engine.chat_render import render_chat
 from app.engine.errors import ContextOverflowError, EngineError
 from app.engine.messages import Message
 from app.engine.output import prompt_opens_thinking
+from converters.chat_render import render_chat
 
 
 @dataclass(frozen=True)

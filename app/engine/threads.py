@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.llama_runtime import check_threads
+
 SAMPLE_INTERVAL_S = 0.5
 WINDOW_S = 1.0  # how far back "the current load" looks
 MIN_WINDOW_S = 0.1  # 10 clock ticks per CPU: enough to tell a busy core from an idle one
@@ -228,8 +230,7 @@ class ThreadPolicy:
 
     def __init__(self, fixed: int | None = None, *, cores: int | None = None,
                  monitor: LoadMonitor | None = None) -> None:
-        if fixed is not None and fixed < 1:
-            raise ValueError(f"threads must be at least 1, not {fixed}")
+        check_threads(fixed)
         self.fixed = fixed
         self.cores = cores or physical_cores()
         self._monitor = monitor

@@ -111,8 +111,15 @@ def _create_private(path: Path) -> None:
     main file's mode.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE)
-    os.close(fd)
+    # Only a new file is opened here: closing a descriptor of a file this process has open
+    # in SQLite drops every POSIX lock the process holds on it (another Store's included),
+    # after which SQLite reports disk I/O errors or, worse, lets two writers in.
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     _tighten(path)
 
 

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from converters.errors import AmicusError, one_line
 
+from .records import DamagedRowError
+
 
 class StoreError(AmicusError):
     """Any failure of the conversation store; str() is one line, fit for a dialog."""
@@ -54,12 +56,16 @@ def from_sqlite(exc: sqlite3.Error, where: str) -> StoreError:
         return DiskFullError(f"The disk is full: could not save to {where}. "
                              "Free some space and try again.")
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text \
-            or "malformed" in text:
-        return CorruptDatabaseError(f"{where} is damaged or is not an Amicus database "
-                                    f"({text}); move it aside and Amicus will start afresh.")
+            or "malformed" in text or "decode to UTF-8" in text:
+        return damaged(where, text)
     if name == "SQLITE_BUSY" or "database is locked" in text:
         return StoreError(f"{where} is busy: another Amicus is writing to it ({text}).")
     return StoreError(f"{where}: {text}")
+
+
+def damaged(where: str, detail: str) -> CorruptDatabaseError:
+    return CorruptDatabaseError(f"{where} is damaged or is not an Amicus database "
+                                f"({detail}); move it aside and Amicus will start afresh.")
 
 
 def as_store_error(exc: sqlite3.Error | OSError, where: str) -> StoreError:
@@ -71,8 +77,14 @@ def as_store_error(exc: sqlite3.Error | OSError, where: str) -> StoreError:
 
 @contextmanager
 def translate(where: str) -> Iterator[None]:
-    """Turn sqlite3 and file-system errors raised inside the block into StoreErrors."""
+    """Turn sqlite3 and file-system errors raised inside the block into StoreErrors, and
+    rows holding what Amicus never writes (records.DamagedRowError) into the damage
+    they are."""
     try:
         yield
     except (sqlite3.Error, OSError) as exc:
         raise as_store_error(exc, where) from exc
+    except DamagedRowError as exc:
+        raise damaged(where, str(exc)) from exc
+    except UnicodeDecodeError as exc:  # sqlite3 decoding a damaged TEXT value
+        raise damaged(where, "text that is not UTF-8") from exc

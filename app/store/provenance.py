@@ -2,7 +2,8 @@
 
 A legal answer is only usable if one can say what wrote it. Every assistant message (and
 every `ask --json`, `audit` and `classify` result) carries one `Provenance`: the assistant,
-the model file (name, sha256 and size from its manifest, quantization, demo flag, the
+the model file (name, sha256 and size from its manifest, quantization and the importance
+matrix that calibrated it, demo flag, the
 verification state and whether it was used anyway although it failed), where it ran (the
 embedded engine with its threads and GPU layers, or a server's URL and model name), the
 context size, the sampling parameters, the system prompt and the Amicus version.
@@ -16,9 +17,10 @@ the app's details view show.
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 BackendKind = Literal["embedded", "endpoint"]
 
@@ -35,6 +37,10 @@ class ModelFile:
     demo: bool = False  # random-weight stand-in: its text is meaningless
     verification: str = "not verified"  # verified | not verified | changed | FAILED
     used_anyway: bool = False  # verification had FAILED and the user chose to use it
+    # How the quantization was calibrated, as the manifest says (converters.verify.summary:
+    # "collected (civic-qa), 7 x 512 tokens", "file (x.gguf), ...", "off (...)"); None for
+    # manifests written before importance matrices existed.
+    importance_matrix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +99,13 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
-        """Read a stored record; keys this version does not know are ignored."""
+        """Read a stored record; keys this version does not know are ignored. TypeError
+        for a record of another shape than Amicus writes (a damaged database: a list for the
+        sampling, a number for the model), which the export and details view cannot show."""
         values = _known(cls, data)
         values["model"] = ModelFile(**_known(ModelFile, data.get("model") or {}))
         values["backend"] = Backend(**_known(Backend, data.get("backend") or {"kind": "?"}))
-        return cls(**values)
+        return _checked(cls(**values))
 
     @classmethod
     def from_json(cls, text: str | None) -> Provenance | None:
@@ -116,6 +124,8 @@ class Provenance:
         lines = [("Assistant", self.assistant), ("Model", _model_line(model))]
         if model.sha256:
             lines.append(("SHA-256", model.sha256))
+        if model.importance_matrix:
+            lines.append(("Importance matrix", model.importance_matrix))
         lines.append(("Verification", _verification_line(model)))
         lines.append(("Backend", self.backend.describe()))
         if self.num_ctx is not None:
@@ -160,5 +170,50 @@ def _one_line(text: str) -> str:
 
 
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__} is a {type(data).__name__}, not an object")
     names = {f.name for f in fields(cls)}
     return {key: value for key, value in data.items() if key in names}
+
+
+def _checked(record: Provenance) -> Provenance:
+    _check_fields(record)
+    return record
+
+
+def _check_fields(record: object) -> None:
+    """TypeError unless each field of `record` (a dataclass above, and those it holds)
+    holds the type it declares."""
+    hints = _hints(type(record))
+    for item in fields(record):  # type: ignore[arg-type]
+        value = getattr(record, item.name)
+        if not _fits(value, hints[item.name]):
+            raise TypeError(f"{type(record).__name__}.{item.name} is a "
+                            f"{type(value).__name__}")
+        if is_dataclass(value):
+            _check_fields(value)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The field types `cls` declares (resolved once: records are read by the hundred)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arm) for arm in get_args(hint))
+    if origin is Literal:  # a kind a newer Amicus may add: any text
+        return isinstance(value, str)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is int:  # bool is an int to Python, not to JSON
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or hint)

@@ -32,6 +32,52 @@ def from_text(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+class DamagedRowError(ValueError):
+    """A row holds values Amicus never writes: the database file is damaged."""
+
+
+_OPTIONAL_TEXT = (str, type(None))
+_OPTIONAL_NUMBER = (int, float, type(None))
+_CONVERSATION_KINDS: dict[str, tuple[type, ...]] = {
+    "id": (int,), "assistant": (str,), "title": (str,), "created_at": (str,),
+    "updated_at": (str,), "model": _OPTIONAL_TEXT, "system_prompt": _OPTIONAL_TEXT,
+    "parameters": _OPTIONAL_TEXT, "thinking": (int,), "safety_gate": (int,)}
+_MESSAGE_KINDS: dict[str, tuple[type, ...]] = {
+    "id": (int,), "conversation_id": (int,), "role": (str,), "content": (str,),
+    "created_at": (str,), "thinking": _OPTIONAL_TEXT, "status": (str,),
+    "prompt_ms": _OPTIONAL_NUMBER, "generation_ms": _OPTIONAL_NUMBER,
+    "prompt_tokens": (int, type(None)), "completion_tokens": (int, type(None)),
+    "tokens_per_second": _OPTIONAL_NUMBER, "blocked_probability": _OPTIONAL_NUMBER,
+    "provenance": _OPTIONAL_TEXT, "parent_id": (int, type(None)), "picked": (int,)}
+
+
+def _checked(row: sqlite3.Row, record: type, kinds: dict[str, tuple[type, ...]],
+             what: str) -> dict[str, Any]:
+    """The row's values for the record's fields (read by name, so columns a later migration
+    adds never break old code), each of the type Amicus writes there."""
+    values = {field.name: row[field.name] for field in fields(record)}
+    for name, kind in kinds.items():
+        if not isinstance(values[name], kind):
+            raise DamagedRowError(f"{what} {values['id']!r} has a {type(values[name]).__name__} "
+                                  f"in {name}")
+    return values
+
+
+def _moment(text: str, what: str) -> datetime:
+    try:
+        return from_text(text)
+    except ValueError:
+        raise DamagedRowError(f"{what} has an unreadable date {text[:40]!r}") from None
+
+
+def parse_json(text: str, what: str) -> Any:
+    """A JSON column's value."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise DamagedRowError(f"{what} holds text that is not JSON") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     """One conversation with an assistant, with its per-conversation options.
@@ -53,12 +99,20 @@ class Conversation:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Conversation:
+        """The row as a Conversation; DamagedRowError if it holds what Amicus never wrote."""
+        values = _checked(row, cls, _CONVERSATION_KINDS, "conversation")
+        what = f"conversation {values['id']}"
+        parameters = (None if values["parameters"] is None
+                      else parse_json(values["parameters"], what))
+        if not isinstance(parameters, (dict, type(None))):
+            raise DamagedRowError(f"{what} has parameters that are not an object")
         return cls(
-            id=row["id"], assistant=row["assistant"], title=row["title"],
-            created_at=from_text(row["created_at"]), updated_at=from_text(row["updated_at"]),
-            model=row["model"], system_prompt=row["system_prompt"],
-            parameters=None if row["parameters"] is None else json.loads(row["parameters"]),
-            thinking=bool(row["thinking"]), safety_gate=bool(row["safety_gate"]),
+            id=values["id"], assistant=values["assistant"], title=values["title"],
+            created_at=_moment(values["created_at"], what),
+            updated_at=_moment(values["updated_at"], what),
+            model=values["model"], system_prompt=values["system_prompt"],
+            parameters=parameters, thinking=bool(values["thinking"]),
+            safety_gate=bool(values["safety_gate"]),
         )
 
 
@@ -99,9 +153,12 @@ class Message:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Message:
-        # Read by field name, so columns a later migration adds never break old code.
-        values = {field.name: row[field.name] for field in fields(cls)}
-        values["created_at"] = from_text(values["created_at"])
+        """The row as a Message; DamagedRowError if it holds what Amicus never wrote."""
+        values = _checked(row, cls, _MESSAGE_KINDS, "message")
+        what = f"message {values['id']}"
+        if values["role"] not in ROLES or values["status"] not in STATUSES:
+            raise DamagedRowError(f"{what} has an unknown role or status")
+        values["created_at"] = _moment(values["created_at"], what)
         values["provenance"] = Provenance.from_json(values["provenance"])
         values["picked"] = bool(values["picked"])
         return cls(**values)

@@ -86,7 +86,11 @@ _V3: Step = (
     "CREATE INDEX prompt_history_by_assistant ON prompt_history (assistant, id)",
 )
 
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3)
+# v4: which process is streaming a reply (its pid, while status is 'streaming'), so that a
+# reply left by a process that was killed can be told from one another Amicus is writing.
+_V4: Step = ("ALTER TABLE messages ADD COLUMN writer INTEGER",)
+
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -23,12 +23,24 @@ from types import TracebackType
 from typing import Any
 
 from app.paths import data_dir
+from converters.processes import process_alive
 
 from . import branches, connection, schema
 from .errors import NotFoundError, ReadOnlyError, as_store_error, translate
 from .export import render_markdown
 from .provenance import Provenance
-from .records import ROLES, STATUSES, Conversation, Message, Role, Status, now, to_text
+from .records import (
+    ROLES,
+    STATUSES,
+    Conversation,
+    DamagedRowError,
+    Message,
+    Role,
+    Status,
+    now,
+    parse_json,
+    to_text,
+)
 from .search import SearchHit, find, like_pattern, snippet
 
 DB_FILENAME = "amicus.sqlite3"
@@ -100,13 +112,38 @@ class Store:
         with translate("the Amicus data directory"):  # data_dir() creates it
             file = Path(path) if path is not None else default_path()
         where = str(file)
+        with translate(where):  # what a damaged file makes sqlite3 raise besides its errors
+            try:
+                conn = _migrated(connection.open_file(file), where)
+            except (sqlite3.Error, OSError) as exc:
+                if not connection.cannot_write(exc):
+                    raise as_store_error(exc, where) from exc
+                store = cls._read_only_copy(file, exc)
+            else:
+                store = cls(conn, file)
         try:
-            conn = _migrated(connection.open_file(file), where)
-        except (sqlite3.Error, OSError) as exc:
-            if not connection.cannot_write(exc):
-                raise as_store_error(exc, where) from exc
-            return cls._read_only_copy(file, exc)
-        return cls(conn, file)
+            store.recover_interrupted()  # in a read-only copy: what it shows, the file kept
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def recover_interrupted(self) -> int:
+        """Replies left 'streaming' by a process that died (killed, a power cut): an empty
+        one is removed, one with text is kept as 'cancelled'. Replies another running
+        Amicus is streaming are left alone. Returns how many were recovered."""
+        with self._writing() as conn:
+            rows = conn.execute("SELECT id, conversation_id, parent_id, picked, content,"
+                                " thinking, writer FROM messages WHERE status = 'streaming'"
+                                ).fetchall()
+            dead = [row for row in rows if not _alive(row["writer"])]
+            for row in dead:
+                if (row["content"] or "").strip() or (row["thinking"] or "").strip():
+                    conn.execute("UPDATE messages SET status = 'cancelled', writer = NULL"
+                                 " WHERE id = ?", (row["id"],))
+                else:
+                    _delete(conn, row["id"], row)
+        return len(dead)
 
     @classmethod
     def _read_only_copy(cls, file: Path, cause: sqlite3.Error | OSError) -> Store:
@@ -200,7 +237,7 @@ class Store:
         with self._reading() as conn:
             rows = conn.execute(f"SELECT * FROM conversations WHERE {where}"
                                 " ORDER BY updated_at DESC, id DESC", args).fetchall()
-        return [Conversation.from_row(row) for row in rows]
+            return [Conversation.from_row(row) for row in rows]
 
     def search(self, text: str, *, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
         """Every match of `text` (matched as in list_conversations) across all assistants:
@@ -357,7 +394,7 @@ class Store:
             rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? AND"
                                 " parent_id IS ? ORDER BY id",
                                 (message.conversation_id, message.parent_id)).fetchall()
-        return [Message.from_row(row) for row in rows]
+            return [Message.from_row(row) for row in rows]
 
     def alternative_positions(self, conversation_id: int) -> dict[int, tuple[int, int]]:
         """For each message the conversation shows that has other versions: its place among
@@ -374,13 +411,13 @@ class Store:
             message = self._message(conn, message_id)
             rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ?",
                                 (message.conversation_id,)).fetchall()
-        by_id = {row["id"]: row for row in rows}
-        chain: list[Message] = []
-        parent = message.parent_id
-        while parent is not None and parent in by_id and len(chain) < len(by_id):
-            chain.append(Message.from_row(by_id[parent]))
-            parent = by_id[parent]["parent_id"]
-        return chain[::-1]
+            by_id = {row["id"]: row for row in rows}
+            chain: list[Message] = []
+            parent = message.parent_id
+            while parent is not None and parent in by_id and len(chain) < len(by_id):
+                chain.append(Message.from_row(by_id[parent]))
+                parent = by_id[parent]["parent_id"]
+            return chain[::-1]
 
     def update_message(
             self, message_id: int, *, content: str | _Unset = UNSET,
@@ -402,6 +439,7 @@ class Store:
         changes = {key: value for key, value in given.items() if value is not UNSET}
         if "status" in changes:
             _check_status(str(changes["status"]))
+            changes["writer"] = os.getpid() if changes["status"] == "streaming" else None
         conversation_changes: dict[str, Any] = {"updated_at": to_text(now())}
         if not isinstance(provenance, _Unset):
             changes["provenance"] = None if provenance is None else provenance.to_json()
@@ -426,18 +464,7 @@ class Store:
             if row is None:
                 return
             self._check_writable(row["conversation_id"])
-            if not row["picked"]:  # its followers were not shown: they stay hidden
-                conn.execute("UPDATE messages SET picked = 0 WHERE parent_id = ?",
-                             (message_id,))
-            conn.execute("UPDATE messages SET parent_id = ? WHERE parent_id = ?",
-                         (row["parent_id"], message_id))
-            conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-            conn.execute(
-                "UPDATE messages SET picked = 1 WHERE id = (SELECT MAX(id) FROM messages"
-                " WHERE conversation_id = ? AND parent_id IS ?) AND NOT EXISTS (SELECT 1"
-                " FROM messages WHERE conversation_id = ? AND parent_id IS ? AND picked)",
-                (row["conversation_id"], row["parent_id"], row["conversation_id"],
-                 row["parent_id"]))
+            _delete(conn, message_id, row)
 
     def get_message(self, message_id: int) -> Message:
         """The message, or NotFoundError."""
@@ -450,9 +477,9 @@ class Store:
         with self._reading() as conn:
             rows = conn.execute("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
                                 (conversation_id,)).fetchall()
-        by_id = {row["id"]: row for row in rows}
-        path = branches.current_path(_node(row) for row in rows)
-        return [Message.from_row(by_id[message_id]) for message_id in path]
+            by_id = {row["id"]: row for row in rows}
+            path = branches.current_path(_node(row) for row in rows)
+            return [Message.from_row(by_id[message_id]) for message_id in path]
 
     def _message(self, conn: sqlite3.Connection, message_id: int) -> Message:
         row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -464,6 +491,7 @@ class Store:
                 provenance: Provenance | None) -> Message:
         stamp = to_text(now())
         values = {**values, "created_at": stamp,
+                  "writer": os.getpid() if values["status"] == "streaming" else None,
                   "provenance": None if provenance is None else provenance.to_json()}
         conversation_changes = {"updated_at": stamp}
         if provenance is not None:
@@ -514,7 +542,11 @@ class Store:
         """The setting's value as stored (JSON), or `default` when it was never set."""
         with self._reading() as conn:
             row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row["value"])
+            if row is None:
+                return default
+            if not isinstance(row["value"], str):
+                raise DamagedRowError(f"setting {key!r} is not text")
+            return parse_json(row["value"], f"setting {key!r}")
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (TypeError/ValueError otherwise) under `key`."""
@@ -563,6 +595,31 @@ def _pick(conn: sqlite3.Connection, message: Message) -> None:
     conn.execute("UPDATE messages SET picked = (id = ?) WHERE conversation_id = ?"
                  " AND parent_id IS ?", (message.id, message.conversation_id,
                                          message.parent_id))
+
+
+def _delete(conn: sqlite3.Connection, message_id: int, row: sqlite3.Row) -> None:
+    """Remove a message (`row` holds its conversation_id, parent_id, picked): what followed
+    it follows its parent; if it was the version shown, the newest other one is shown."""
+    if not row["picked"]:  # its followers were not shown: they stay hidden
+        conn.execute("UPDATE messages SET picked = 0 WHERE parent_id = ?",
+                     (message_id,))
+    conn.execute("UPDATE messages SET parent_id = ? WHERE parent_id = ?",
+                 (row["parent_id"], message_id))
+    conn.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+    conn.execute(
+        "UPDATE messages SET picked = 1 WHERE id = (SELECT MAX(id) FROM messages"
+        " WHERE conversation_id = ? AND parent_id IS ?) AND NOT EXISTS (SELECT 1"
+        " FROM messages WHERE conversation_id = ? AND parent_id IS ? AND picked)",
+        (row["conversation_id"], row["parent_id"], row["conversation_id"],
+         row["parent_id"]))
+
+
+def _alive(pid: object) -> bool:
+    """Whether the process that was streaming a reply still runs (None: unknown, an older
+    Amicus wrote it; taken as gone, as that Amicus is not running now)."""
+    if not isinstance(pid, int):
+        return False
+    return pid == os.getpid() or process_alive(pid)
 
 
 def _update(conn: sqlite3.Connection, table: str, row_id: int, changes: dict[str, Any]) -> None:

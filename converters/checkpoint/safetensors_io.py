@@ -191,16 +191,16 @@ def _tensor_info(path: Path, name: str, entry: object, data_start: int) -> Tenso
     if not isinstance(entry, dict):
         raise InputError(f"{path.name}: tensor {name} has a malformed header entry")
     dtype = entry.get("dtype")
-    if dtype not in _NUMPY_DTYPES:
+    if not isinstance(dtype, str) or dtype not in _NUMPY_DTYPES:
         raise InputError(f"{path.name}: tensor {name} has unknown dtype {dtype!r}")
     shape = entry.get("shape")
     offsets = entry.get("data_offsets")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+    if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
         raise InputError(f"{path.name}: tensor {name} has an invalid shape {shape!r}")
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
-        and all(isinstance(o, int) and o >= 0 for o in offsets)
+        and all(_is_count(o) for o in offsets)
         and offsets[0] <= offsets[1]
     ):
         raise InputError(f"{path.name}: tensor {name} has invalid data_offsets {offsets!r}")
@@ -213,6 +213,11 @@ def _tensor_info(path: Path, name: str, entry: object, data_start: int) -> Tenso
     return TensorInfo(
         name, dtype, tuple(shape), data_start + offsets[0], data_start + offsets[1], path
     )
+
+
+def _is_count(value: object) -> bool:
+    """A non-negative JSON integer (true/false are not numbers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_layout(path: Path, tensors: Mapping[str, TensorInfo], data_start: int, size: int):
@@ -284,11 +289,7 @@ def _checkpoint_files(directory: Path) -> list[Path]:
     """The safetensors files of a checkpoint; pickled weights are refused, never opened."""
     index = directory / INDEX_NAME
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{index}: not a valid safetensors index ({exc})") from exc
-        shards = sorted(set(weight_map.values()))
+        shards = _index_shards(index)
         missing = [s for s in shards if not (directory / s).is_file()]
         if missing:
             raise InputError(f"{directory}: shard {missing[0]} named in {INDEX_NAME} is missing")
@@ -305,6 +306,23 @@ def _checkpoint_files(directory: Path) -> list[Path]:
             "Convert them to safetensors first (e.g. save_pretrained(safe_serialization=True))"
         )
     raise InputError(f"{directory}: no .safetensors weights found")
+
+
+def _index_shards(index: Path) -> list[str]:
+    """The shard files an index names: plain file names inside the checkpoint's folder
+    (an index is outside data: it must not lead the reader anywhere else)."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"{index}: not a valid safetensors index ({exc})") from exc
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise InputError(f"{index}: not a valid safetensors index (no weight_map object)")
+    for tensor, shard in weight_map.items():
+        if not (isinstance(shard, str) and shard == Path(shard).name
+                and shard not in ("", ".", "..") and "\\" not in shard):
+            raise InputError(f"{index}: tensor {tensor} names {shard!r}, not a shard file "
+                             "beside the index")
+    return sorted(set(weight_map.values()))
 
 
 # ---------------------------------------------------------------------------- writing

@@ -291,8 +291,13 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             raise SentencePieceModelError("varint too long")
 
 
-def _skip_group(data: bytes, pos: int, number: int) -> int:
+_MAX_GROUP_DEPTH = 64  # protobuf's own parsers stop at 100 levels of nesting
+
+
+def _skip_group(data: bytes, pos: int, number: int, depth: int = 1) -> int:
     """Return the position of the end-group tag of group ``number`` starting at ``pos``."""
+    if depth > _MAX_GROUP_DEPTH:
+        raise SentencePieceModelError("groups nested too deeply")
     while True:
         tag_pos = pos
         tag, pos = _read_varint(data, pos)
@@ -301,10 +306,10 @@ def _skip_group(data: bytes, pos: int, number: int) -> int:
             if inner_number != number:
                 raise SentencePieceModelError("mismatched end-group tag")
             return tag_pos
-        pos = _skip_value(data, pos, inner_number, wire_type)
+        pos = _skip_value(data, pos, inner_number, wire_type, depth)
 
 
-def _skip_value(data: bytes, pos: int, number: int, wire_type: int) -> int:
+def _skip_value(data: bytes, pos: int, number: int, wire_type: int, depth: int = 0) -> int:
     if wire_type == WT_VARINT:
         return _read_varint(data, pos)[1]
     if wire_type == WT_I64:
@@ -315,7 +320,7 @@ def _skip_value(data: bytes, pos: int, number: int, wire_type: int) -> int:
         length, pos = _read_varint(data, pos)
         end = pos + length
     elif wire_type == WT_SGROUP:
-        end_tag_pos = _skip_group(data, pos, number)
+        end_tag_pos = _skip_group(data, pos, number, depth + 1)
         return _read_varint(data, end_tag_pos)[1]
     else:
         raise SentencePieceModelError(f"unexpected wire type {wire_type}")

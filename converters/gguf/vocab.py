@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ PRE_TOKENIZER_REGEXES: dict[str, str] = {
     ),
 }
 _TokenType = gguf.TokenType
+# SentencePiece's piece types (NORMAL .. BYTE) are GGUF's token types 1..6.
+_PIECE_TYPES = frozenset(range(1, 7))
 # Added tokens that tokenizer files leave non-special although they act as control tokens
 # (llama.cpp's converter lists these by name: deepseek-coder's <pad>, Gemma's <mask>,
 # <2mass>, [@BOS@]); beyond them, the spellings of looks_special.
@@ -91,11 +94,39 @@ def add_tokenizer(writer: gguf.GGUFWriter, tokenizer_dir: Path, config_dir: Path
                        load_merges=vocabulary.has_merges)
 
 
-def _load_json(path: Path) -> Any:
+def _load_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read tokenizer file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a JSON object")
+    return data
+
+
+def _token_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _added_tokens(path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """tokenizer.json's added_tokens, each an object with a token id and its text."""
+    added = data.get("added_tokens") or []
+    if not isinstance(added, list) or not all(
+            isinstance(a, dict) and _token_id(a.get("id")) and isinstance(a.get("content"), str)
+            for a in added):
+        raise InputError(f"{path}: added_tokens must be a list of {{id, content}} objects")
+    return added
+
+
+def _added_tokens_decoder(path: Path, data: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """tokenizer_config.json's added_tokens_decoder: {"id": {content, special}}, by id."""
+    decoder = data.get("added_tokens_decoder") or {}
+    if not isinstance(decoder, dict) or not all(
+            isinstance(key, str) and key.isascii() and key.isdigit() and isinstance(entry, dict)
+            and isinstance(entry.get("content"), str) for key, entry in decoder.items()):
+        raise InputError(f"{path}: added_tokens_decoder must map token ids to "
+                         "{content, special} objects")
+    return {int(key): entry for key, entry in decoder.items()}
 
 
 # ---------------------------------------------------------------------------- BPE
@@ -108,9 +139,10 @@ def _add_byte_level_bpe(writer: gguf.GGUFWriter, directory: Path, pre_tokenizer:
         raise InputError(f"{directory}: missing tokenizer.json (needed for a byte-level BPE "
                          "model)")
     data = _load_json(path)
-    model = data.get("model") or {}
-    if model.get("type") != "BPE":
-        raise InputError(f"{path}: expected a BPE tokenizer, found {model.get('type')!r}")
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        found = model.get("type") if isinstance(model, dict) else model
+        raise InputError(f"{path}: expected a BPE tokenizer, found {found!r}")
     pre = _checked_pre_tokenizer(path, data, pre_tokenizer)
     tokens, types = _bpe_tokens(path, data, vocab_size)
     writer.add_tokenizer_model("gpt2")
@@ -132,11 +164,12 @@ def _checked_pre_tokenizer(path: Path, data: dict, wanted: str) -> str:
 def _split_regexes(node: Any) -> list[str]:
     if isinstance(node, dict):
         found = []
-        if node.get("type") == "Split":
-            pattern = node.get("pattern") or {}
-            if "Regex" in pattern:
-                found.append(pattern["Regex"])
-        for child in node.get("pretokenizers") or []:
+        pattern = node.get("pattern")
+        if node.get("type") == "Split" and isinstance(pattern, dict) and isinstance(
+                pattern.get("Regex"), str):
+            found.append(pattern["Regex"])
+        children = node.get("pretokenizers")
+        for child in children if isinstance(children, list) else []:
             found += _split_regexes(child)
         return found
     return []
@@ -161,11 +194,14 @@ def added_token_type(text: str, special: bool) -> gguf.TokenType:
 
 
 def _bpe_tokens(path: Path, data: dict, vocab_size: int) -> tuple[list[str], list[int]]:
+    vocab = data["model"].get("vocab")
+    if not isinstance(vocab, dict) or not all(_token_id(i) for i in vocab.values()):
+        raise InputError(f"{path}: model.vocab must map tokens to non-negative integer ids")
     by_id: dict[int, tuple[str, gguf.TokenType]] = {
-        int(i): (tok, _TokenType.NORMAL) for tok, i in data["model"]["vocab"].items()}
-    for added in data.get("added_tokens") or []:
+        i: (tok, _TokenType.NORMAL) for tok, i in vocab.items()}
+    for added in _added_tokens(path, data):
         content = added["content"]
-        by_id[int(added["id"])] = (content, added_token_type(content, bool(added.get("special"))))
+        by_id[added["id"]] = (content, added_token_type(content, bool(added.get("special"))))
     if by_id and max(by_id) >= vocab_size:
         raise InputError(
             f"{path}: token id {max(by_id)} is beyond the model's vocab_size {vocab_size}; "
@@ -196,7 +232,14 @@ def _add_sentencepiece(writer: gguf.GGUFWriter, directory: Path, vocab_size: int
     tokens = [piece for piece, _, _ in spm.pieces]
     scores = [float(score) for _, score, _ in spm.pieces]
     types = [int(kind) for _, _, kind in spm.pieces]
+    unknown = next((i for i, kind in enumerate(types) if kind not in _PIECE_TYPES), None)
+    if unknown is not None:
+        raise InputError(f"{path}: piece {unknown} has type {types[unknown]}, not a "
+                         "SentencePiece piece type")
     for token, token_id, special in _extra_added_tokens(directory, len(tokens)):
+        if token_id >= vocab_size:
+            raise InputError(f"{directory}: added token {token!r} has id {token_id}, beyond "
+                             f"the model's vocab_size {vocab_size}")
         while len(tokens) < token_id:
             _append_unused(tokens, scores, types)
         tokens.append(token)
@@ -226,15 +269,20 @@ def _extra_added_tokens(directory: Path, n_pieces: int) -> list[tuple[str, int, 
     added_tokens_decoder have it (the latter wins, as in llama.cpp's converter)."""
     extra: dict[int, tuple[str, bool]] = {}
     if (directory / "added_tokens.json").is_file():
-        for token, token_id in _load_json(directory / "added_tokens.json").items():
-            extra[int(token_id)] = (token, False)
+        path = directory / "added_tokens.json"
+        tokens = _load_json(path)
+        if not all(_token_id(i) for i in tokens.values()):
+            raise InputError(f"{path}: must map tokens to non-negative integer ids")
+        for token, token_id in tokens.items():
+            extra[token_id] = (token, False)
     if (directory / "tokenizer.json").is_file():
-        for added in _load_json(directory / "tokenizer.json").get("added_tokens") or []:
-            extra[int(added["id"])] = (added["content"], bool(added.get("special")))
+        path = directory / "tokenizer.json"
+        for added in _added_tokens(path, _load_json(path)):
+            extra[added["id"]] = (added["content"], bool(added.get("special")))
     if (directory / "tokenizer_config.json").is_file():
-        decoder = _load_json(directory / "tokenizer_config.json").get("added_tokens_decoder")
-        for token_id, entry in (decoder or {}).items():
-            extra[int(token_id)] = (entry["content"], bool(entry.get("special")))
+        path = directory / "tokenizer_config.json"
+        for token_id, entry in _added_tokens_decoder(path, _load_json(path)).items():
+            extra[token_id] = (entry["content"], bool(entry.get("special")))
     return [(tok, i, special) for i, (tok, special) in sorted(extra.items()) if i >= n_pieces]
 
 
@@ -255,7 +303,16 @@ def _add_special_vocab(writer: gguf.GGUFWriter, tokenizer_dir: Path, config_dir:
                 shutil.copy(tokenizer_dir / name, view / name)
         if (config_dir / "config.json").is_file():
             shutil.copy(config_dir / "config.json", view / "config.json")
-        special = gguf.SpecialVocab(view, load_merges=load_merges, n_vocab=vocab_size)
+        try:
+            special = gguf.SpecialVocab(view, load_merges=load_merges, n_vocab=vocab_size)
+        # gguf's reader trusts the files' shapes: what it trips on is the files' fault.
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            raise InputError(f"{tokenizer_dir}: the tokenizer files' special tokens or "
+                             f"merges cannot be read ({type(exc).__name__}: {exc})") from exc
     if load_merges and not special.merges:
         raise InputError(f"{tokenizer_dir}/tokenizer.json: BPE tokenizer without merges")
-    special.add_to_gguf(writer, quiet=True)
+    try:
+        special.add_to_gguf(writer, quiet=True)
+    except (ValueError, TypeError, AttributeError, KeyError, struct.error) as exc:
+        raise InputError(f"{tokenizer_dir}: a special token or the chat template of the "
+                         f"tokenizer files cannot be written ({exc})") from exc

@@ -68,7 +68,9 @@ class LazyTensor:
         for block in blocks:
             if block.dtype != self.dtype:
                 raise RuntimeError(f"tensor block is {block.dtype}, declared {self.dtype}")
-            block.tofile(handle)
+            # A file write, not numpy's tofile: a full disk then raises OSError(ENOSPC)
+            # instead of "N requested and M written".
+            handle.write(np.ascontiguousarray(block).data)
             written += block.nbytes
             self._on_written(block.nbytes)
         if written != self.nbytes:
@@ -125,23 +127,25 @@ def write_gguf(
     writer = gguf.GGUFWriter(path, arch.gguf_arch)
     ahead = Prefetcher()
     try:
+        embedding = _embedding_name(weights)
+        arch.check_weights(weights.names(), weights.shape, embedding)
         _add_metadata(writer, arch, out_type, provenance)
-        add_tokenizer(writer, tokenizer_dir, config_dir, arch.vocabulary, _vocab_rows(weights))
+        add_tokenizer(writer, tokenizer_dir, config_dir, arch.vocabulary,
+                      weights.shape(embedding)[0])  # the (resized) embedding's rows, not config's
         total = _add_tensors(writer, weights, arch, out_type, progress, ahead)
         on_total(total)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
+    except OSError as exc:
+        if exc.filename is None:  # name the file: "No space left on device: <path>"
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         ahead.close()
         writer.close()
     weights.finish()
     return total
-
-
-def _vocab_rows(weights: MergedWeights) -> int:
-    """vocab_size follows the (possibly resized) embedding, not the config."""
-    return weights.shape(_embedding_name(weights))[0]
 
 
 def _embedding_name(weights: MergedWeights) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,14 +61,10 @@ def read_config(adapter_dir: Path) -> AdapterConfig:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: not a JSON object")
     _refuse_unmergeable(raw, where)
-    r = raw.get("r", 8)
-    alpha = raw.get("lora_alpha", 8)
-    if not (isinstance(r, int) and r > 0) or not isinstance(alpha, (int, float)):
-        raise InputError(f"{where}: r={r!r} and lora_alpha={alpha!r} must be a positive integer "
-                         "and a number")
+    _check_fields(raw, where)
     return AdapterConfig(
-        r=r,
-        lora_alpha=alpha,
+        r=8 if raw.get("r") is None else raw["r"],  # peft's defaults, as for a missing field
+        lora_alpha=8 if raw.get("lora_alpha") is None else raw["lora_alpha"],
         use_rslora=bool(raw.get("use_rslora")),
         use_dora=bool(raw.get("use_dora")),
         fan_in_fan_out=bool(raw.get("fan_in_fan_out")),
@@ -81,6 +78,53 @@ def read_config(adapter_dir: Path) -> AdapterConfig:
         peft_version=raw.get("peft_version"),
         raw=raw,
     )
+
+
+def _rank(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+
+
+def _alpha(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _indices(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value)
+
+
+# The fields the merge reads, and what each must be when present and not null.
+_FIELD_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "r": (_rank, "a positive integer"),
+    "lora_alpha": (_alpha, "a finite number"),
+    **{flag: ((lambda v: isinstance(v, bool)), "true or false")
+       for flag in ("use_rslora", "use_dora", "fan_in_fan_out", "lora_bias",
+                    "ensure_weight_tying")},
+    "rank_pattern": ((lambda v: isinstance(v, dict) and all(map(_rank, v.values()))),
+                     "an object of positive integers"),
+    "alpha_pattern": ((lambda v: isinstance(v, dict) and all(map(_alpha, v.values()))),
+                      "an object of finite numbers"),
+    "modules_to_save": (_strings, "a list of module names"),
+    "target_modules": ((lambda v: isinstance(v, str) or _strings(v)),
+                       "a list of module names or a regex"),
+    "trainable_token_indices": ((lambda v: _indices(v) or (isinstance(v, dict) and all(
+        map(_indices, v.values())))), "a list of token ids, or an object of such lists"),
+    "peft_version": ((lambda v: isinstance(v, str)), "a version string"),
+}
+
+
+def _check_fields(raw: dict, where: str) -> None:
+    for name, (valid, expected) in _FIELD_CHECKS.items():
+        value = raw.get(name)
+        if value is not None and not valid(value):
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise InputError(f"{where}: {name}={shown} must be {expected}")
 
 
 def _refuse_unmergeable(raw: dict, where: str) -> None:
@@ -110,14 +154,12 @@ def _refuse_unmergeable(raw: dict, where: str) -> None:
             raise InputError(f"{where}: {option} is set: the {variant} LoRA variant is not "
                              "supported")
     bias = raw.get("bias") or "none"
-    if bias not in ("none", "all", "lora_only"):
+    if not isinstance(bias, str) or bias not in ("none", "all", "lora_only"):
         raise InputError(f"{where}: bias={bias!r} is not one of 'none', 'all', 'lora_only'")
 
 
 def _pattern_dict(raw: dict, option: str, where: str) -> dict:
     value = raw.get(option) or {}
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: {option} must be an object, not {type(value).__name__}")
     for key in value:
         try:
             re.compile(key)

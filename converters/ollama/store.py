@@ -276,7 +276,11 @@ def open_model(store: Path, name: OllamaName) -> OllamaModel:
     messages: list[dict[str, Any]] = []
     for layer in layers:
         if layer.media_type == MESSAGES:
-            messages.extend(_json_blob(store, layer, list))
+            found = _json_blob(store, layer, list)
+            if not all(isinstance(message, dict) for message in found):
+                raise OllamaStoreError(f"{MESSAGES} blob sha256-{layer.digest} is not a list "
+                                       "of message objects")
+            messages.extend(found)
     return OllamaModel(
         name=name, store=store, manifest_path=manifest_path, manifest_sha256=manifest_sha,
         layers=layers,

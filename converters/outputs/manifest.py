@@ -49,7 +49,10 @@ def output_entry(path: Path, role: str) -> dict[str, Any]:
 def build_manifest(*, name: str, architecture: str, gguf_architecture: str, quantization: str,
                    sources: list[dict[str, Any]], outputs: list[dict[str, Any]],
                    verification: dict[str, Any] | None, merge: dict[str, Any],
-                   demo: bool = False, classifier: bool = False) -> dict[str, Any]:
+                   demo: bool = False, classifier: bool = False,
+                   calibration: dict[str, Any] | None = None,
+                   quality: dict[str, Any] | None = None,
+                   timings: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "manifest_version": MANIFEST_VERSION,
         "name": name,
@@ -64,6 +67,12 @@ def build_manifest(*, name: str, architecture: str, gguf_architecture: str, quan
         "merge": merge,
         "outputs": outputs,
         "verification": verification,
+        # The importance matrix quantization used (collected, from a file, or off).
+        "calibration": calibration,
+        # converters.verify.quality: drift of the output from the merged F16, and the
+        # fine-tune's own effect; null when not measured (--no-quality, unquantized).
+        "quality": quality,
+        "timings": timings or {},  # seconds per step
         "tools": tool_versions(),
     }
 

@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from converters.processes import process_alive
+
 _PREFIX = ".amicus-staging-"
 
 
@@ -39,7 +41,12 @@ class Staging:
 
     def commit(self, names: list[str]) -> list[Path]:
         """Move staged files to their final names, in order (put the manifest last: its
-        presence says the set is complete)."""
+        presence says the set is complete). The manifest of an earlier set goes first, so
+        an interruption between the moves leaves no manifest vouching for a mixed set."""
+        earlier_manifest = self.out_dir / names[-1]
+        if earlier_manifest.exists():
+            earlier_manifest.unlink()
+            _fsync_dir(self.out_dir)
         finals = []
         for name in names:
             final = self.out_dir / name
@@ -53,18 +60,8 @@ def sweep_stale_staging(out_dir: Path) -> None:
     """Remove staging directories whose process is gone (killed before it could clean)."""
     for stale in out_dir.glob(f"{_PREFIX}*"):
         pid = stale.name.removeprefix(_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,5 +1,8 @@
 """Quantization in-process through llama.cpp's `llama_model_quantize` (no separate binary).
 
+With an importance matrix (converters.quantize.imatrix), llama.cpp weighs each column's
+rounding error by the mean squared activation that column carried on calibration text.
+
 The classifier head (`cls.output.weight`) is kept at Q8_0: it is two rows, tiny, and it
 alone decides the verdict, so 4-bit rounding there buys nothing and costs accuracy.
 """
@@ -8,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +21,7 @@ from pathlib import Path
 import llama_cpp
 
 from converters.llama_runtime import last_llama_error, quiet_llama_logs
+from converters.quantize.imatrix import ImportanceMatrix
 
 # --quant name -> llama file type
 QUANT_FTYPES: dict[str, int] = {
@@ -29,10 +35,13 @@ KEEP_Q8_PATTERNS = (r"^cls\.output\.weight$",)
 
 
 def quantize(source: Path, target: Path, quant: str, *, source_bits: int = 16,
-             threads: int | None = None,
+             threads: int | None = None, imatrix: ImportanceMatrix | None = None,
+             imatrix_file: str = "",
              progress: Callable[[int, int], None] = lambda _done, _total: None) -> None:
-    """Quantize the GGUF at `source` to `target`. Raises RuntimeError with llama.cpp's
-    reason on failure. `progress(bytes_written, bytes_expected)` is polled while it runs."""
+    """Quantize the GGUF at `source` to `target`, weighing rounding errors by `imatrix`
+    when given (recorded in the output's quantize.imatrix.* metadata, as llama-quantize
+    records it). Raises RuntimeError with llama.cpp's reason on failure.
+    `progress(bytes_written, bytes_expected)` is polled while it runs."""
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_FTYPES[quant]
     params.nthread = threads or max(1, (os.cpu_count() or 2))
@@ -43,6 +52,8 @@ def quantize(source: Path, target: Path, quant: str, *, source_bits: int = 16,
     overrides[len(KEEP_Q8_PATTERNS)].pattern = None  # NULL-terminated
     override_pointer = ctypes.POINTER(llama_cpp.llama_model_tensor_override)
     params.tt_overrides = ctypes.cast(overrides, override_pointer)
+    # Kept referenced until llama_model_quantize returns: it reads them in place.
+    keep_alive = _set_imatrix(params, imatrix, imatrix_file) if imatrix is not None else None
     expected = int(source.stat().st_size * _BITS_PER_WEIGHT[quant] / source_bits)
     quiet_llama_logs()
     done = threading.Event()
@@ -55,9 +66,50 @@ def quantize(source: Path, target: Path, quant: str, *, source_bits: int = 16,
     finally:
         done.set()
         watcher.join()
+    del keep_alive
     if status != 0:
+        _check_room(target, expected)
         raise RuntimeError(f"llama.cpp could not quantize to {quant}: {last_llama_error()}")
     progress(target.stat().st_size, target.stat().st_size)
+
+
+def _check_room(target: Path, expected: int) -> None:
+    """llama.cpp reports a full disk as "iostream error": say what it is, naming the file,
+    when the rest of the output cannot fit."""
+    written = target.stat().st_size if target.exists() else 0
+    if shutil.disk_usage(target.parent).free < expected - written:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+
+def _set_imatrix(params: llama_cpp.llama_model_quantize_params, imatrix: ImportanceMatrix,
+                 file_name: str) -> list[object]:
+    """Point `params` at the matrix (a NULL-named entry ends the array) and at the
+    metadata llama-quantize writes with it. Returns what must outlive the call."""
+    names = imatrix.names()
+    values = [imatrix.values(name) for name in names]
+    entries = (llama_cpp.llama_model_imatrix_data * (len(names) + 1))()
+    for entry, name, data in zip(entries, names, values, strict=False):
+        entry.name = name.encode()
+        entry.data = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entry.size = data.size
+    entries[len(names)].name = None
+    params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    metadata = [("quantize.imatrix.file", file_name),
+                ("quantize.imatrix.dataset", (imatrix.datasets or [""])[0]),
+                ("quantize.imatrix.entries_count", len(names)),
+                ("quantize.imatrix.chunks_count", imatrix.chunk_count)]
+    kv = (llama_cpp.llama_model_kv_override * (len(metadata) + 1))()
+    for override, (key, value) in zip(kv, metadata, strict=False):
+        override.key = key.encode()
+        if isinstance(value, str):
+            override.tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR
+            override.value.val_str = value.encode()[:127]
+        else:
+            override.tag = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT
+            override.value.val_i64 = value
+    kv[len(metadata)].key = b""  # an empty key ends the array
+    params.kv_overrides = ctypes.cast(kv, ctypes.POINTER(llama_cpp.llama_model_kv_override))
+    return [entries, values, kv]
 
 
 def _watch(target: Path, expected: int, done: threading.Event,

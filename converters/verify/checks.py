@@ -9,12 +9,14 @@ it was trained is not the model that was trained.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from converters.errors import VerificationError
+from converters.errors import VerificationError, one_line
 from converters.llama_runtime import GGUFLoadError, class_probabilities, last_logits, load_llama
 
 # English, Simplified and Traditional Chinese, emoji, digits, whitespace runs, mixed text.
@@ -28,6 +30,7 @@ PARITY_TEXTS: tuple[str, ...] = (
     "混合 mixed 文本 text 與 English",
     "  leading and trailing spaces  ",
 )
+T = TypeVar("T")
 GENERATED_TOKENS = 4  # greedy tokens a converted chat model must produce
 # Special tokens that must come out as single ids where the vocabulary has them.
 SPECIAL_TEXTS: tuple[str, ...] = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>",
@@ -78,7 +81,7 @@ def _is_sentencepiece_model(llm) -> bool:
 def _check_tokenizer_json(llm, path: Path) -> VerificationReport:
     from tokenizers import Tokenizer
 
-    reference = Tokenizer.from_file(str(path))
+    reference = _reference(path, "tokenizers", lambda: Tokenizer.from_file(str(path)))
     report = VerificationReport("tokenizer.json")
     for text in PARITY_TEXTS:
         expected = reference.encode(text, add_special_tokens=False).ids
@@ -97,7 +100,8 @@ def _check_tokenizer_json(llm, path: Path) -> VerificationReport:
 def _check_sentencepiece(llm, path: Path) -> VerificationReport:
     import sentencepiece
 
-    reference = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    reference = _reference(path, "sentencepiece", lambda: sentencepiece.SentencePieceProcessor(
+        model_file=str(path)))
     report = VerificationReport("tokenizer.model")
     for text in PARITY_TEXTS:
         expected = reference.encode(text)
@@ -111,6 +115,16 @@ def _check_sentencepiece(llm, path: Path) -> VerificationReport:
                      llm.tokenize(piece.encode("utf-8"), add_bos=False, special=True))
             report.special_tokens_checked += 1
     return report
+
+
+def _reference(path: Path, library: str, load: Callable[[], T]) -> T:
+    """The source tokenizer, loaded by its own library; a file the converter could read
+    but the library cannot is a tokenizer that was never used as written."""
+    try:
+        return load()
+    except Exception as exc:  # tokenizers raises a bare Exception, sentencepiece others
+        raise VerificationError(f"{path}: {library} cannot load it ({one_line(str(exc))})") \
+            from exc
 
 
 def _compare(text: str, expected: list[int], actual: list[int]) -> None:

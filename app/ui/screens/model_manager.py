@@ -1,6 +1,7 @@
-"""The installed models: size, quantization, checksum status, which is loaded and where it
-runs (GPU or CPU); with no model installed, how to get one. With a server (`--endpoint`),
-also what the server offers (its /v1/models) and which assistants are asked for which."""
+"""The installed models: size, quantization, checksum status, the highlighted model's
+quality report, which is loaded and where it runs (GPU or CPU); with no model installed,
+how to get one. With a server (`--endpoint`), also what the server offers (its
+/v1/models) and which assistants are asked for which."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.errors import describe
 from app.ui.config import UIConfig
 from app.ui.messages import BackendProbed, ModelVerified, ServerListed
 from app.ui.services import Services, server_targets
+from converters.verify.summary import report_rows
 
 GUIDANCE = """\
 **No model is installed yet.** Amicus runs models from its data folder; to get some:
@@ -63,6 +65,7 @@ class ModelManager(Screen[None]):
         with Vertical(id="models-body"):
             yield Label("Installed models", classes="screen-title")
             yield DataTable(id="model-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="quality", markup=False)
             yield Static("", id="backend", markup=False)
             yield Markdown(GUIDANCE, id="guidance", open_links=False)
             if self.endpoint is not None:
@@ -94,6 +97,11 @@ class ModelManager(Screen[None]):
         self.query_one("#guidance").display = not models
         if models:
             table.focus()
+
+    @on(DataTable.RowHighlighted)
+    def _show_quality(self, event: DataTable.RowHighlighted) -> None:
+        model = self.services.model(str(event.row_key.value))
+        self.query_one("#quality", Static).update(quality_text(model) if model else "")
 
     @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
     def _probe_backend(self) -> None:
@@ -171,6 +179,15 @@ def server_note(listing: ServerListing) -> str:
                         listing.missing.items())
     return (f"Not on the server: {missing}. Name the server's model for an assistant in "
             "config.toml's [server_models].")
+
+
+def quality_text(model: InstalledModel) -> str:
+    """The highlighted model's importance matrix and quality report (wrapped to the
+    screen's width: it must fit under the table on an 80x24 terminal)."""
+    rows = report_rows(model.manifest)
+    if not rows:
+        return f"{model.name}: no quality report (converted without one, or imported)"
+    return f"{model.name} · " + " · ".join(f"{label}: {value}" for label, value in rows)
 
 
 def backend_line(services: Services) -> str:

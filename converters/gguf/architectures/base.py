@@ -13,6 +13,9 @@ values are rearranged for llama.cpp, and whether it must stay F32.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gguf
@@ -26,6 +29,17 @@ if TYPE_CHECKING:
 
 _ALWAYS_F32_SUFFIXES = ("_norm.weight", "ssm_conv1d.weight", "ssm_a", "ssm_dt.bias")
 _BY_HF_CLASS: dict[str, type[Architecture]] = {}
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Hparam:
+    """A config.json field a family reads: the kind of value it must hold (the kinds are
+    converters.checkpoint.config's) and whether config.json must give it (the others have
+    defaults). Every field is checked before any is used."""
+
+    kind: str
+    required: bool = False
 
 
 def register(family: type[Architecture]) -> type[Architecture]:
@@ -58,6 +72,30 @@ class Architecture:
     default_rms_norm_eps: ClassVar[float] = 1e-6
     default_context_length: ClassVar[int] = 32768
     default_tie_word_embeddings: ClassVar[bool] = True
+    # The config.json fields the base reads; families add theirs.
+    hparams: ClassVar[dict[str, Hparam]] = {
+        "hidden_size": Hparam("count", required=True),
+        "num_hidden_layers": Hparam("layers", required=True),
+        "num_attention_heads": Hparam("count", required=True),
+        "intermediate_size": Hparam("count", required=True),
+        "vocab_size": Hparam("count", required=True),
+        "num_key_value_heads": Hparam("count"),
+        "head_dim": Hparam("count"),
+        "rope_parameters": Hparam("object"),
+        "rope_theta": Hparam("positive"),
+        "rms_norm_eps": Hparam("positive"),
+        "max_position_embeddings": Hparam("count"),
+        "tie_word_embeddings": Hparam("bool"),
+    }
+
+    @classmethod
+    def config_problems(cls, params: dict[str, Any]) -> list[str]:
+        """What is inconsistent in a complete config whose fields have the right kinds."""
+        heads, kv_heads = params["num_attention_heads"], params["num_key_value_heads"]
+        if heads % kv_heads:
+            return [f"num_attention_heads {heads} is not a multiple of num_key_value_heads "
+                    f"{kv_heads}"]
+        return []
 
     @classmethod
     def fill_defaults(cls, params: dict[str, Any]) -> None:
@@ -77,6 +115,21 @@ class Architecture:
         self.n_layers = int(config["num_hidden_layers"])
         arch_enum = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == self.gguf_arch)
         self._names = gguf.get_tensor_name_map(arch_enum, self.n_layers)
+
+    def check_weights(self, names: Iterable[str], shape_of: Callable[[str], tuple[int, ...]],
+                      embedding: str) -> None:
+        """The checkpoint's tensors agree with the config on what the GGUF records:
+        exactly layers 0..num_hidden_layers-1, and an embedding hidden_size wide."""
+        layers = {int(m.group(1)) for m in map(_LAYER_INDEX.search,
+                                               (n for n in names if not self.dropped(n))) if m}
+        if layers != set(range(self.n_layers)):
+            found = f"{min(layers)}..{max(layers)} ({len(layers)} layers)" if layers else "none"
+            raise InputError(f"config.json says num_hidden_layers {self.n_layers}, but the "
+                             f"checkpoint's layers are {found}")
+        hidden, shape = int(self.config["hidden_size"]), shape_of(embedding)
+        if len(shape) != 2 or shape[1] != hidden:
+            raise InputError(f"tensor {embedding} is {list(shape)}, but config.json says "
+                             f"hidden_size {hidden}")
 
     # ------------------------------------------------------------------ metadata
     def add_hparams(self, writer: gguf.GGUFWriter) -> None:

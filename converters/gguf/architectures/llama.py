@@ -6,9 +6,12 @@ rows are permuted per head so the same rotation lands on the same numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gguf
 import numpy as np
 
+from converters.errors import InputError
 from converters.gguf.architectures.base import Architecture, register
 from converters.gguf.vocab import SentencePiece
 
@@ -34,6 +37,14 @@ class Llama(Architecture):
     default_context_length = 4096
     default_tie_word_embeddings = False
 
+    @classmethod
+    def config_problems(cls, params: dict[str, Any]) -> list[str]:
+        problems = super().config_problems(params)
+        if params["head_dim"] % 2:
+            problems.append(f"head_dim {params['head_dim']} is odd: rotary pairs need an "
+                            "even head_dim")
+        return problems
+
     def row_local(self, name: str) -> bool:
         return ".self_attn.q_proj." not in name and ".self_attn.k_proj." not in name
 
@@ -44,7 +55,15 @@ class Llama(Architecture):
 
     def transform(self, name: str, weight: np.ndarray) -> np.ndarray:
         if name.endswith(("self_attn.q_proj.weight", "self_attn.q_proj.bias")):
-            return permute_rotary(weight, int(self.config["num_attention_heads"]))
+            return self._permuted(name, weight, "num_attention_heads")
         if name.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias")):
-            return permute_rotary(weight, int(self.config["num_key_value_heads"]))
+            return self._permuted(name, weight, "num_key_value_heads")
         return weight
+
+    def _permuted(self, name: str, weight: np.ndarray, heads_field: str) -> np.ndarray:
+        heads, head_dim = int(self.config[heads_field]), int(self.config["head_dim"])
+        if weight.shape[0] != heads * head_dim:
+            raise InputError(f"tensor {name} has {weight.shape[0]} rows, but config.json's "
+                             f"{heads_field} {heads} x head_dim {head_dim} make "
+                             f"{heads * head_dim}")
+        return permute_rotary(weight, heads)

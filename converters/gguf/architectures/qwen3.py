@@ -7,10 +7,13 @@ label names set n_cls_out.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
 import gguf
 
 from converters.errors import InputError
-from converters.gguf.architectures.base import Architecture, register
+from converters.gguf.architectures.base import Architecture, Hparam, register
 from converters.gguf.vocab import ByteLevelBPE
 
 CLASSIFIER_HEAD = "cls.output.weight"
@@ -28,6 +31,8 @@ class Qwen3(Architecture):
     hf_classes = ("Qwen3ForCausalLM", "Qwen3ForSequenceClassification")
     classifier_classes = frozenset({"Qwen3ForSequenceClassification"})
     vocabulary = ByteLevelBPE(pre_tokenizer="qwen2")
+    hparams: ClassVar[dict[str, Hparam]] = {
+        **Architecture.hparams, "id2label": Hparam("object"), "num_labels": Hparam("count")}
 
     def add_hparams(self, writer: gguf.GGUFWriter) -> None:
         super().add_hparams(writer)
@@ -39,10 +44,26 @@ class Qwen3(Architecture):
 
     def labels(self) -> list[str]:
         id2label = self.config.get("id2label") or {}
-        count = len(id2label) or int(self.config.get("num_labels", 0))
+        return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}")))
+                for i in range(self._label_count())]
+
+    def _label_count(self) -> int:
+        count = len(self.config.get("id2label") or {}) or int(self.config.get("num_labels", 0))
         if count < 2:
             raise InputError("classifier has fewer than 2 labels; llama.cpp cannot represent it")
-        return [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(count)]
+        return count
+
+    def check_weights(self, names: Iterable[str], shape_of: Callable[[str], tuple[int, ...]],
+                      embedding: str) -> None:
+        names = list(names)
+        super().check_weights(names, shape_of, embedding)
+        if self.config.is_classifier:
+            if "score.weight" not in names:
+                raise InputError("classifier checkpoint has no score.weight head")
+            rows, count = shape_of("score.weight")[0], self._label_count()
+            if rows != count:
+                raise InputError(f"the score head has {rows} rows but config.json names "
+                                 f"{count} labels (id2label / num_labels)")
 
     def dropped(self, name: str) -> bool:
         # A classifier has no language-model head; llama.cpp would build logits from it.

@@ -12,12 +12,13 @@ The vision tower and the multi-token-prediction head are dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gguf
 import numpy as np
 
-from converters.gguf.architectures.base import Architecture, register
+from converters.errors import InputError
+from converters.gguf.architectures.base import Architecture, Hparam, register
 from converters.gguf.vocab import ByteLevelBPE
 
 _V_AXIS_ROWS = {".linear_attn.in_proj_z.weight": "dv", ".linear_attn.in_proj_a.weight": 1,
@@ -29,6 +30,9 @@ def reorder_v_heads(weight: np.ndarray, axis: int, k_heads: int, v_per_k: int,
                     head_dim: int) -> np.ndarray:
     """(K, r, d) -> (r, K, d) along `axis`: grouped V heads to ggml's tiled broadcast order."""
     shape = weight.shape
+    if shape[axis] != k_heads * v_per_k * head_dim:
+        raise ValueError(f"axis {axis} has {shape[axis]} entries, not {k_heads} x {v_per_k} "
+                         f"x {head_dim}")
     split = (*shape[:axis], k_heads, v_per_k, head_dim, *shape[axis + 1:])
     return np.ascontiguousarray(np.swapaxes(weight.reshape(split), axis, axis + 1)).reshape(shape)
 
@@ -38,6 +42,28 @@ class Qwen35(Architecture):
     gguf_arch = "qwen35"
     hf_classes = ("Qwen3_5ForCausalLM", "Qwen3_5ForConditionalGeneration")
     vocabulary = ByteLevelBPE(pre_tokenizer="qwen35")
+    hparams: ClassVar[dict[str, Hparam]] = {
+        **Architecture.hparams,
+        **{field: Hparam("count", required=True) for field in (
+            "linear_num_key_heads", "linear_num_value_heads", "linear_conv_kernel_dim",
+            "linear_key_head_dim", "linear_value_head_dim")},
+        "partial_rotary_factor": Hparam("fraction"), "full_attention_interval": Hparam("count"),
+        "mrope_section": Hparam("sections"), "layer_types": Hparam("names"),
+    }
+    layer_kinds = ("full_attention", "linear_attention")
+
+    @classmethod
+    def config_problems(cls, params: dict[str, Any]) -> list[str]:
+        problems = super().config_problems(params)
+        k, v = params["linear_num_key_heads"], params["linear_num_value_heads"]
+        if v % k:
+            problems.append(f"linear_num_value_heads {v} is not a multiple of "
+                            f"linear_num_key_heads {k}")
+        kinds, layers = params["layer_types"], params["num_hidden_layers"]
+        if len(kinds) != layers or not set(kinds) <= set(cls.layer_kinds):
+            problems.append(f"layer_types must list {layers} entries, each one of "
+                            f"{', '.join(cls.layer_kinds)}")
+        return problems
 
     @classmethod
     def fill_defaults(cls, params: dict[str, Any]) -> None:
@@ -100,7 +126,11 @@ class Qwen35(Architecture):
 
     def transform(self, name: str, weight: np.ndarray) -> np.ndarray:
         if ".linear_attn." in name and self._k != self._v:
-            weight = self._reorder(name, weight)
+            try:
+                weight = self._reorder(name, weight)
+            except ValueError as exc:  # shapes that disagree with config.json's head counts
+                raise InputError(f"tensor {name} {list(weight.shape)} does not fit config.json's "
+                                 f"linear-attention heads ({exc})") from exc
         if name.endswith(".linear_attn.A_log"):
             weight = -np.exp(weight)
         elif name.endswith(".linear_attn.conv1d.weight"):

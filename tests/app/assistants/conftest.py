@@ -15,8 +15,8 @@ from app.paths import modelfiles_dir
 from converters.outputs.manifest import output_entry
 
 
-def install(root: Path, name: str, *, demo: bool = True,
-            kind: str = "chat") -> InstalledModel:
+def install(root: Path, name: str, *, demo: bool = True, kind: str = "chat",
+            calibration: dict[str, object] | None = None) -> InstalledModel:
     folder = root / name
     folder.mkdir(parents=True)
     gguf = folder / f"{name}.Q4_K_M.gguf"
@@ -28,6 +28,8 @@ def install(root: Path, name: str, *, demo: bool = True,
         outputs.append(output_entry(folder / "Modelfile", "modelfile"))
     manifest = {"name": name, "demo": demo, "kind": kind, "quantization": "Q4_K_M",
                 "architecture": "Qwen3ForCausalLM", "outputs": outputs}
+    if calibration is not None:
+        manifest["calibration"] = calibration
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return find_model(name, root)
 

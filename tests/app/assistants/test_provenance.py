@@ -34,6 +34,19 @@ def test_the_record_names_the_file_as_its_manifest_does(installed):
     assert _assistant(model).provenance().model.verification == "verified"
 
 
+def test_the_record_says_which_importance_matrix_calibrated_the_file(installed):
+    assert _assistant(installed("sentencing")).provenance().model.importance_matrix is None
+    collected = {"imatrix": "collected", "set": "sentencing", "chunks": 7, "chunk_size": 512}
+    record = _assistant(installed("general", calibration=collected)).provenance()
+    assert record.model.importance_matrix == "collected (sentencing), 7 x 512 tokens"
+    assert dict(record.describe())["Importance matrix"] == record.model.importance_matrix
+    again = Provenance.from_json(record.to_json())
+    assert again is not None and again.model.importance_matrix == record.model.importance_matrix
+    off = {"imatrix": "off", "reason": "--imatrix off"}
+    record = _assistant(installed("moral-audit", calibration=off)).provenance()
+    assert record.model.importance_matrix == "off (--imatrix off)"
+
+
 def test_the_record_holds_the_modelfile_settings_and_the_overrides(installed):
     assistant = _assistant(installed("sentencing"))
     record = assistant.provenance()

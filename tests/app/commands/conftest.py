@@ -1,5 +1,5 @@
-"""The five demo models, built once per session with the real pipeline, shared by the
-command tests (each test still gets its own copy of the home directory's database)."""
+"""A home directory holding a copy of the demo models (tests/conftest.py builds them once
+per session), for the command tests; each test gets its own copy."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ import pytest
 
 from app.cli import main
 from tests.app.engine.test_openai_backend import fake  # noqa: F401 (a scripted server)
-
-
-@pytest.fixture(scope="session")
-def demo_models(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("demo-home")
-    code = main(["demo", "--out", str(home / "models")])
-    assert code == 0
-    return home / "models"
 
 
 @pytest.fixture

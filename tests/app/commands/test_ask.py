@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -97,10 +98,13 @@ def test_ask_json_carries_the_answers_provenance(home, capsys):
     record = json.loads(out)["provenance"]
     entry = _manifest_entry(home, "sentencing")
     assert record["assistant"] == "sentencing"
+    calibration = record["model"].pop("importance_matrix")
     assert record["model"] == {
         "name": "sentencing", "file": entry["file"], "sha256": entry["sha256"],
         "size": entry["size"], "quantization": "Q4_K_M", "demo": True,
         "verification": "not verified", "used_anyway": False}
+    # The demo conversion collected its importance matrix on the sentencing set.
+    assert re.fullmatch(r"collected \(sentencing\), \d x 512 tokens", calibration), calibration
     assert record["backend"]["kind"] == "embedded" and record["backend"]["threads"] >= 1
     assert record["num_ctx"] == 4096 and record["system_prompt"] == "请简要回答。"
     assert record["sampling"]["temperature"] == 0.2 and record["sampling"]["num_predict"] == 3

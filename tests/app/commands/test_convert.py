@@ -40,7 +40,8 @@ def test_help_describes_the_contract(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--base", "--adapter", "--name", "--out", "--quant", "--modelfile",
-                 "--keep-intermediate", "--no-verify", "--json", "moral-audit", "Q4_K_M"):
+                 "--keep-intermediate", "--no-verify", "--json", "moral-audit", "Q4_K_M",
+                 "--imatrix FILE|off", "--imatrix-out", "--calibration", "--no-quality"):
         assert flag in text
 
 
@@ -198,3 +199,85 @@ def test_a_bad_modelfile_is_refused_before_any_work(tmp_path, capsys, qwen3, mon
     line = _assert_refused(capsys, tmp_path / "out", "--base", str(qwen3), "--modelfile",
                            str(bad), match="num_ctx")
     assert "2" in line  # the line number
+
+
+def test_prints_the_quality_report_and_records_it(tmp_path, capsys, qwen3):
+    code, out, err = _run(capsys, "convert", "--base", str(qwen3), "--name", "m", "--out",
+                          str(tmp_path / "out"), "--imatrix-out", str(tmp_path / "m.imatrix"))
+    assert code == 0, err
+    assert "calibrate (importance matrix)" in err and "quality: quantized" in err  # bars
+    lines = out.splitlines()
+    assert any(line.startswith("importance matrix") and "collected (general)" in line
+               for line in lines)
+    assert any(line.startswith("KL vs F16, mean / p99") for line in lines)
+    assert any(line.startswith("top-1 agreement") for line in lines)
+    assert lines[-1].startswith("done in ") and "calibrate" in lines[-1]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["calibration"]["written_to"] == str(tmp_path / "m.imatrix")
+    assert (tmp_path / "m.imatrix").read_bytes()[:4] == b"GGUF"
+
+
+def test_imatrix_off_and_no_quality(tmp_path, capsys, qwen3):
+    code, out, err = _run(capsys, "convert", "--base", str(qwen3), "--name", "m", "--out",
+                          str(tmp_path / "out"), "--imatrix", "off", "--no-quality", "--json")
+    assert code == 0, err
+    manifest = json.loads(out)["manifest"]
+    assert manifest["calibration"] == {"imatrix": "off", "reason": "--imatrix off"}
+    assert manifest["quality"] is None
+    assert "calibrate" not in manifest["timings"]
+    assert "quality_reference" not in manifest["timings"]
+
+
+def test_an_imatrix_from_a_file_is_used(tmp_path, capsys, qwen3):
+    first = tmp_path / "first.imatrix.gguf"
+    assert _run(capsys, "convert", "--base", str(qwen3), "--name", "m", "--out",
+                str(tmp_path / "a"), "--no-quality", "--imatrix-out", str(first))[0] == 0
+    code, out, err = _run(capsys, "convert", "--base", str(qwen3), "--name", "m", "--out",
+                          str(tmp_path / "b"), "--no-quality", "--imatrix", str(first), "--json")
+    assert code == 0, err
+    calibration = json.loads(out)["manifest"]["calibration"]
+    assert calibration["imatrix"] == "file" and calibration["file"] == str(first)
+    assert "calibrate (importance matrix)" not in err  # nothing collected
+    assert "calibrate" not in json.loads(out)["manifest"]["timings"]
+
+
+def test_own_calibration_text(tmp_path, capsys, qwen3):
+    text = tmp_path / "cal.txt"
+    text.write_text("The court considered the evidence carefully. " * 400, encoding="utf-8")
+    code, out, err = _run(capsys, "convert", "--base", str(qwen3), "--name", "m", "--out",
+                          str(tmp_path / "out"), "--calibration", str(text), "--no-quality",
+                          "--json")
+    assert code == 0, err
+    calibration = json.loads(out)["manifest"]["calibration"]
+    assert calibration["set"] is None and calibration["datasets"] == [str(text)]
+    assert calibration["chunks"] >= 2
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--imatrix", "missing.gguf"], "--imatrix missing.gguf: no such file"),
+    (["--imatrix", "off", "--imatrix-out", "x.gguf"], "--imatrix is off"),
+    (["--imatrix-out", "/nonexistent/dir/x.gguf"], "no such directory"),
+    (["--calibration", "missing.txt"], "--calibration missing.txt: no such file"),
+    (["--calibration", "cal.txt", "--imatrix", "off"], "none is collected"),
+    (["--calibration", "cal.txt", "--quant", "Q8_0"], "none is collected with --quant Q8_0"),
+    (["--quant", "F16", "--imatrix-out", "x.gguf"], "--quant F16 uses no importance matrix"),
+])
+def test_bad_calibration_options(tmp_path, capsys, qwen3, args, match, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cal.txt").write_text("text", encoding="utf-8")
+    _assert_refused(capsys, tmp_path / "out", "--base", str(qwen3), *args, match=match)
+
+
+def test_bad_calibration_and_imatrix_files(tmp_path, capsys, qwen3):
+    short = tmp_path / "short.txt"
+    short.write_text("Too short to calibrate on.", encoding="utf-8")
+    _assert_refused(capsys, tmp_path / "o1", "--base", str(qwen3), "--calibration", str(short),
+                    match="at least 1024 are needed")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\0\1\2" * 100)
+    _assert_refused(capsys, tmp_path / "o2", "--base", str(qwen3), "--calibration", str(binary),
+                    match="binary")
+    not_imatrix = tmp_path / "x.dat"
+    not_imatrix.write_bytes(b"\xff\xff\xff\xff")
+    _assert_refused(capsys, tmp_path / "o3", "--base", str(qwen3), "--imatrix",
+                    str(not_imatrix), match="not an importance matrix")

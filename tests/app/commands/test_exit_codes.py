@@ -118,3 +118,11 @@ def test_engine_errors_are_amicus_errors(exc_type):
     kind = EndpointError if exc_type == "EndpointError" else engine_errors.ModelLoadError
     failure = errors.describe(kind("the server at http://x:1 refused the connection"))
     assert (failure.exit_code, failure.internal) == (2, False)
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "100000"])
+def test_a_thread_count_llama_cpp_cannot_run_exits_2(home, capsys, threads):
+    """0 and negatives were a ValueError (exit 1); 100000 made llama.cpp abort the process."""
+    code, _, err = run(capsys, "ask", "general", "hi", "--threads", threads)
+    assert code == 2
+    assert f"threads must be from 1 to 512, not {threads}" in _one_error_line(err)

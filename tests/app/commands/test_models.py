@@ -58,3 +58,22 @@ def test_demo_never_replaces_a_real_model(home, capsys):
     assert json.loads(manifest_path.read_text())["demo"] is False
     code, out, _ = run(capsys, "demo")
     assert "demo already installed" in out
+
+
+def test_list_details_shows_the_quality_report(home, capsys):
+    code, out, _ = run(capsys, "models", "list", "--details")
+    assert code == 0
+    blocks = out.split("\n")
+    for name in ("moral-audit", "civic-qa", "sentencing", "general", "intent-safety"):
+        start = next(i for i, line in enumerate(blocks) if line.startswith(name))
+        details = blocks[start + 1:start + 4]
+        assert details[0].strip().startswith("importance matrix"), (name, details)
+    assert "verdict agreement" in out  # the classifier
+    assert "KL vs F16, mean / p99" in out and "fine-tune KL, base vs F16" in out
+    code, out, _ = run(capsys, "models", "list", "--details", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["general"]["quality"]["base"] is None  # a full fine-tune: no adapters
+    assert rows["moral-audit"]["quality"]["base"]["kl_mean"] > 0
+    assert rows["sentencing"]["calibration"]["set"] == "sentencing"
+    code, out, _ = run(capsys, "models", "list", "--json")
+    assert "quality" not in json.loads(out)[0]  # only with --details

@@ -3,7 +3,7 @@ embedded Jinja chat template is the prompt Ollama renders from the Modelfile TEM
 
 Three renderings must be equal for every case: the expected literal string, the Jinja
 template (chat_templates.* and the copy embedded in a GGUF converted from a synthetic
-checkpoint) rendered by app.engine.chat_render, and the shipped Modelfile's TEMPLATE
+checkpoint) rendered by converters.chat_render, and the shipped Modelfile's TEMPLATE
 rendered by real Go text/template with the data Ollama's server builds
 (tests/tools/ollama_template). Contents carry no surrounding whitespace and reasoning comes
 as `thinking` (see chat_render's docstring).
@@ -17,8 +17,8 @@ from pathlib import Path
 import gguf
 import pytest
 
-from app.engine.chat_render import render_chat
 from app.paths import modelfiles_dir
+from converters.chat_render import render_chat
 from converters.ollama.modelfile import Modelfile, read_modelfile
 from converters.pipeline import ConvertRequest, Progress, convert
 from converters.synthetic import chat_templates as ct

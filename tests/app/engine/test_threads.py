@@ -13,6 +13,7 @@ from app.engine.threads import (
     physical_cores,
     threads_for_load,
 )
+from converters.errors import InputError
 
 
 @pytest.mark.parametrize(("cores", "others", "expected"), [
@@ -60,8 +61,9 @@ def test_window_uses_the_sample_about_a_second_old():
 def test_a_fixed_count_turns_the_policy_off():
     choice = ThreadPolicy(3).choose()
     assert (choice.threads, choice.fixed) == (3, True)
-    with pytest.raises(ValueError):
-        ThreadPolicy(0)
+    for bad in (0, 513):  # a bad input, not a bug: one line, exit 2
+        with pytest.raises(InputError, match="threads must be from 1 to 512"):
+            ThreadPolicy(bad)
 
 
 def test_real_machine_figures_are_sane():

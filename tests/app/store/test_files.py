@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -54,6 +56,24 @@ def test_uses_wal_foreign_keys_and_secure_delete(store):
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
 
+
+
+def test_opening_the_file_again_keeps_the_first_stores_locks(tmp_path):
+    """A second Store on the file in this process must not drop the first one's POSIX
+    locks (closing any descriptor of the file would): another process closing its own
+    Store would then take itself for the last user, checkpoint and delete the WAL under
+    the first one (a two-process fuzz run met "disk I/O error" this way)."""
+    path = tmp_path / "amicus.sqlite3"
+    with Store.open(path) as first:
+        first.create_conversation("general", title="before")
+        Store.open(path).close()
+        subprocess.run([sys.executable, "-c", "import sys; from app.store import Store; "
+                        "Store.open(sys.argv[1]).close()", str(path)], check=True,
+                       cwd=Path(__file__).resolve().parents[3], timeout=60)
+        assert path.with_name(path.name + "-wal").exists()  # still ours: not checkpointed
+        first.create_conversation("general", title="after")
+    with Store.open(path) as store:
+        assert sorted(c.title for c in store.list_conversations()) == ["after", "before"]
 
 def test_incognito_keeps_nothing_on_disk(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative file named ":memory:" would land here

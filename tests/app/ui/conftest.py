@@ -15,7 +15,6 @@ import pytest
 from app.assistants.catalog import GATE_MODEL
 from app.assistants.registry import check_verified, find_model, installed_models
 from app.assistants.runtime import Assistant, assistant_profile
-from app.cli import main
 from app.engine.fake import FakeEngine
 from app.store import Store
 from app.ui.app import AmicusApp
@@ -27,14 +26,6 @@ from tests.app.store.conftest import folder  # noqa: F401 (a fixture for the app
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def demo_models(tmp_path_factory) -> Path:
-    """The five demo models, shared read-only by the tests (copy them to alter them)."""
-    root = tmp_path_factory.mktemp("ui-demo") / "models"
-    assert main(["demo", "--out", str(root)]) == 0
-    return root
 
 
 @dataclass

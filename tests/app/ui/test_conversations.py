@@ -151,6 +151,12 @@ async def test_model_manager_lists_models_and_verifies(rig_factory, demo_models,
         await wait_until(pilot, lambda: "backend" in str(backend.render()))
         assert "No model loaded yet" in str(backend.render())
         assert not rig.app.screen.query_one("#guidance").display
+        quality = rig.app.screen.query_one("#quality")
+        await wait_until(pilot, lambda: "civic-qa · importance matrix" in str(quality.render()))
+        assert "KL vs F16, mean / p99" in str(quality.render())
+        await pilot.press("down")
+        await wait_until(pilot, lambda: str(quality.render()).startswith("general ·"))
+        await pilot.press("up")
         await pilot.press("v")  # the highlighted row: civic-qa
         await wait_until(pilot, lambda: table.get_row_at(0)[4] == "verified")
         await pilot.press("escape")

@@ -8,47 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.store import Store
+from tests.tools.terminal import TMUX, Terminal
 
-TMUX = shutil.which("tmux")
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (make test "
                                                      "installs it)")
-
-
-class Terminal:
-    def __init__(self, socket: str, session: str) -> None:
-        self.socket, self.session = socket, session
-
-    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([TMUX or "tmux", "-L", self.socket, *args], capture_output=True,
-                              text=True, check=check)
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.session, check=False).stdout
-
-    def keys(self, *keys: str, literal: bool = False) -> None:
-        self.tmux("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
-
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if predicate(text):
-                return text
-            time.sleep(0.05)
-        raise AssertionError(f"the screen never matched; it shows:\n{self.screen()}")
-
-    def alive(self) -> bool:
-        return self.tmux("has-session", "-t", self.session, check=False).returncode == 0
 
 
 def prompt_box(screen: str) -> str:

@@ -1,10 +1,10 @@
-"""app.engine.chat_render renders Jinja chat templates exactly as transformers does."""
+"""converters.chat_render renders Jinja chat templates exactly as transformers does."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.engine.chat_render import ChatTemplateError, render_chat, thinking_default
+from converters.chat_render import ChatTemplateError, render_chat, thinking_default
 from converters.synthetic import chat_templates as ct
 
 QWEN = {"bos_token": None, "eos_token": "<|im_end|>"}

@@ -1,11 +1,12 @@
 """Render a conversation with a model's Jinja chat template, as transformers renders it.
 
 The template is the one embedded in the GGUF (`tokenizer.chat_template`): the format the
-model was trained on. The environment is transformers' own (transformers 5,
-`render_jinja_template`): an immutable sandbox with `trim_blocks` and `lstrip_blocks`,
-loop controls, `raise_exception`, `strftime_now`, a `tojson` that keeps non-ASCII text
-and takes `indent`, a `{% generation %}` tag, and reasoning under any of its names
-(`reasoning_content`, `thinking`, `reasoning`) visible as all of them.
+model was trained on. The app renders its prompts with it, the converter its calibration
+conversations (a converters module, so that both can). The environment is transformers'
+own (transformers 5, `render_jinja_template`): an immutable sandbox with `trim_blocks`
+and `lstrip_blocks`, loop controls, `raise_exception`, `strftime_now`, a `tojson` that
+keeps non-ASCII text and takes `indent`, a `{% generation %}` tag, and reasoning under
+any of its names (`reasoning_content`, `thinking`, `reasoning`) visible as all of them.
 
 For the prompt to equal what Ollama renders from the Modelfile TEMPLATE (Go templates can
 neither trim nor split strings), pass message contents without surrounding whitespace and

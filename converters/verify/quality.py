@@ -1,0 +1,157 @@
+"""The quality report: how far the quantized model drifts from the merged F16, next to how
+far the fine-tune moved the base.
+
+On held-out text (never calibration text) each model reads the same tokens, chunk by
+chunk from an empty cache. For every position we compare next-token distributions with
+the merged F16 as the reference P: KL(P || Q) (mean and 99th percentile over positions)
+and whether the most likely token agrees. Q is the quantized output; when adapters were
+merged, also the base without them, so that the report can say whether quantization noise
+is small next to what the fine-tune changed. A classifier is compared on whole held-out
+inputs instead: the largest difference in any class probability and how often the verdict
+(the most probable class) agrees.
+
+Memory stays bounded: the reference log-probabilities go to a file in the staging
+directory as they are computed (float32, one row per position) and are read back a block
+of rows at a time, so only one model is loaded at once, with llama.cpp's logits of one
+batch of positions (converters.llama_eval.EVAL_BATCH).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from converters.llama_eval import Session
+
+# Quantization noise counts as "clearly smaller" than the fine-tune's effect below this
+# fraction of it (KL for chat models, largest probability change for classifiers).
+NOISE_RATIO_LIMIT = 0.25
+_ROWS = 32  # positions converted to float64 at once (memory: rows x vocabulary x 8 bytes)
+
+
+@dataclass
+class HeldOut:
+    """The held-out inputs, tokenized once by the F16 model's vocabulary: chunks of text
+    for a chat model, whole inputs for a classifier."""
+
+    set_name: str
+    classifier: bool
+    inputs: list[list[int]]
+
+    @property
+    def unit(self) -> str:
+        return "text" if self.classifier else "chunk"
+
+    def describe(self) -> dict[str, Any]:
+        key = "texts" if self.classifier else "chunks"
+        return {"set": self.set_name, key: len(self.inputs),
+                "tokens": sum(len(i) for i in self.inputs)}
+
+
+@dataclass
+class Reference:
+    """What the merged F16 gave: log-probabilities on disk (chat) or class probabilities."""
+
+    n_vocab: int
+    store: Path | None = None
+    probabilities: list[list[float]] = field(default_factory=list)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def reference(session: Session, held_out: HeldOut, store: Path,
+              progress: Callable[[int], None] = lambda _n: None) -> Reference:
+    """Evaluate the reference model on every held-out input."""
+    if held_out.classifier:
+        probabilities = []
+        for tokens in held_out.inputs:
+            probabilities.append(session.classify(tokens))
+            progress(1)
+        return Reference(session.n_vocab, probabilities=probabilities)
+    with open(store, "wb") as handle:
+        for chunk in held_out.inputs:
+            for block in _blocks(session.evaluate(chunk)):
+                log_softmax(block).astype(np.float32).tofile(handle)
+            progress(1)
+    return Reference(session.n_vocab, store=store)
+
+
+def drift(session: Session, held_out: HeldOut, ref: Reference,
+          progress: Callable[[int], None] = lambda _n: None) -> dict[str, float]:
+    """How far the model in `session` is from the reference on the held-out inputs."""
+    if held_out.classifier:
+        return _classifier_drift(session, held_out, ref, progress)
+    if ref.store is None or ref.n_vocab != session.n_vocab:
+        raise ValueError(f"no reference of {session.n_vocab} tokens to compare with")
+    kls: list[np.ndarray] = []
+    agree = 0
+    with open(ref.store, "rb") as stored:
+        for chunk in held_out.inputs:
+            for block in _blocks(session.evaluate(chunk)):
+                q_log = log_softmax(block)
+                p_log = _read_rows(stored, len(q_log), ref.n_vocab)
+                kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=1)
+                kls.append(np.maximum(kl, 0.0))  # float rounding can give -1e-12
+                agree += int((p_log.argmax(axis=1) == q_log.argmax(axis=1)).sum())
+            progress(1)
+    values = np.concatenate(kls)
+    return {"kl_mean": float(values.mean()), "kl_p99": float(np.percentile(values, 99)),
+            "top1_agreement": agree / values.size, "positions": int(values.size)}
+
+
+def _blocks(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The logits of a chunk, `_ROWS` positions at a time."""
+    for logits in batches:
+        for start in range(0, len(logits), _ROWS):
+            yield logits[start:start + _ROWS]
+
+
+def _read_rows(handle: BinaryIO, rows: int, n_vocab: int) -> np.ndarray:
+    """The next `rows` stored positions, as float64 (a block at a time: memory stays
+    near `_ROWS` rows of the vocabulary, whatever the length of the text)."""
+    values = np.fromfile(handle, dtype=np.float32, count=rows * n_vocab)
+    if values.size != rows * n_vocab:
+        raise ValueError("the stored reference ended early")
+    return values.reshape(rows, n_vocab).astype(np.float64)
+
+
+def _classifier_drift(session: Session, held_out: HeldOut, ref: Reference,
+                      progress: Callable[[int], None]) -> dict[str, float]:
+    largest, agree = 0.0, 0
+    for tokens, expected in zip(held_out.inputs, ref.probabilities, strict=True):
+        actual = session.classify(tokens)
+        largest = max(largest, max(abs(a - e) for a, e in zip(actual, expected, strict=True)))
+        agree += int(np.argmax(actual) == np.argmax(expected))
+        progress(1)
+    return {"max_probability_difference": largest,
+            "verdict_agreement": agree / len(held_out.inputs), "texts": len(held_out.inputs)}
+
+
+def build_report(held_out: HeldOut, quantized: dict[str, float],
+                 base: dict[str, float] | None, base_note: str | None) -> dict[str, Any]:
+    """The manifest's `quality` section: the figures, and a warning when quantization
+    noise is not clearly smaller than the fine-tune's own effect."""
+    report: dict[str, Any] = {"held_out": held_out.describe(), "quantized": quantized,
+                              "base": base, "noise_to_finetune": None, "warning": None}
+    if base_note:
+        report["base_note"] = base_note
+    if base is None:
+        return report
+    key = "max_probability_difference" if held_out.classifier else "kl_mean"
+    effect, noise = base[key], quantized[key]
+    ratio = noise / effect if effect > 0 else math.inf
+    report["noise_to_finetune"] = round(ratio, 4) if math.isfinite(ratio) else None
+    if ratio >= NOISE_RATIO_LIMIT:
+        what = "largest probability change" if held_out.classifier else "mean KL"
+        report["warning"] = (f"quantization noise is not clearly smaller than the fine-tune's "
+                             f"effect ({what}: quantized {noise:.4g} vs base {effect:.4g}); "
+                             "consider --quant Q5_K_M or Q8_0")
+    return report
