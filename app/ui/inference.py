@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from textual.message import Message
 
+from app.assistants.catalog import GATE_MODEL
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Event, Finished, PromptStarted, ThinkingDelta
 from app.errors import describe
@@ -44,7 +45,7 @@ def _run(job: Job, services: Services, post: Post) -> None:
     if job.gate:
         post(GateChecking(job))
         try:
-            gate = services.gate()
+            gate = services.gate(allow_unverified=GATE_MODEL in job.allow_unverified)
         except Exception as exc:  # not installed, or does not load: the turn is not sent
             post(TurnFailed(job, "The intent-safety gate could not be loaded", exc))
             return
@@ -57,7 +58,8 @@ def _run(job: Job, services: Services, post: Post) -> None:
             return
     if not services.is_loaded(job.assistant_name):
         post(ModelLoading(job))
-    assistant = services.assistant(job.assistant_name)
+    assistant = services.assistant(job.assistant_name, allow_unverified=job.assistant_name
+                                   in job.allow_unverified)
     job.assistant = assistant
     if job.cancelled:  # stopped while the model loaded: nothing was sent
         post(TurnFinished(job, None))

@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.message import Message
 
+from app.assistants.server import ServerListing
 from app.engine.events import Finished
 from app.ui.job import Job
 from app.ui.services import Verdict
@@ -95,11 +96,14 @@ class AssistantChosen(Message):
 
 
 class ConversationChosen(Message):
-    """A conversation was picked in the list (None: the list is empty)."""
+    """A conversation was picked in the list (None: the list is empty), or a search hit
+    in it (any assistant's): then `message_id` is the message that matched (None: its
+    title did)."""
 
-    def __init__(self, conversation_id: int | None) -> None:
+    def __init__(self, conversation_id: int | None, *, message_id: int | None = None) -> None:
         super().__init__()
         self.conversation_id = conversation_id
+        self.message_id = message_id
 
 
 class SearchChanged(Message):
@@ -112,11 +116,17 @@ class SearchChanged(Message):
 
 class ConversationUpdated(Message):
     """A turn stored messages in a conversation (and may have retitled it): the list and
-    the header catch up."""
+    the header catch up; with `redraw`, its messages are drawn again (a discarded version
+    gave its place back to the one shown before)."""
 
-    def __init__(self, conversation_id: int) -> None:
+    def __init__(self, conversation_id: int, *, redraw: bool = False) -> None:
         super().__init__()
         self.conversation_id = conversation_id
+        self.redraw = redraw
+
+
+class ModelsChanged(Message):
+    """An installed model was verified again or removed: the picker and header catch up."""
 
 
 class PromptSubmitted(Message):
@@ -142,6 +152,16 @@ class ModelVerified(Message):
         super().__init__()
         self.name = name
         self.problems = problems
+
+
+class ServerListed(Message):
+    """What the server offers (its /v1/models, matched to the assistants), or why it could
+    not be listed (`problem`)."""
+
+    def __init__(self, listing: ServerListing | None, problem: str = "") -> None:
+        super().__init__()
+        self.listing = listing
+        self.problem = problem
 
 
 class BackendProbed(Message):

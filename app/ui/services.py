@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.assistants.catalog import chat_assistants
+from app.assistants.catalog import GATE_MODEL, chat_assistants
 from app.assistants.profiles import AssistantProfile, load_profile
-from app.assistants.registry import InstalledModel, installed_models
+from app.assistants.registry import (
+    InstalledModel,
+    installed_models,
+    remove_model,
+    verify_model,
+)
 from app.assistants.runtime import Assistant, modelfile_for
 from app.store import Store
 from app.ui.config import UIConfig
@@ -140,6 +145,29 @@ class Services:
     def refresh(self) -> None:
         self._models = None
         self._profiles.clear()
+
+    def verify(self, model: InstalledModel) -> list[str]:
+        """Check the model's checksums (seconds for gigabytes: call from a thread worker);
+        the problems found, empty when every file matches its manifest."""
+        try:
+            problems = verify_model(model)
+        except OSError as exc:
+            problems = [f"cannot verify: {exc.strerror or exc}"]
+        self._models = None  # its checksum status changed
+        return problems
+
+    def remove(self, model: InstalledModel) -> None:
+        """Delete an installed model from this computer (OSError if it cannot be); it is
+        closed first if it is the one loaded."""
+        with self._lock:
+            if self._assistant is not None and self._assistant.name == model.name:
+                previous, self._assistant = self._assistant, None
+                previous.close()
+            if self._gate is not None and model.name == GATE_MODEL:
+                gate, self._gate = self._gate, None
+                gate.close()
+        remove_model(model)
+        self.refresh()
 
     def model(self, name: str) -> InstalledModel | None:
         return next((m for m in self.models() if m.name == name), None)

@@ -1,7 +1,8 @@
 """Benchmark: the terminal app's time to first paint, with models installed.
 
-Installs the five demo models and a store of 40 conversations (20 messages each) in a
-temporary AMICUS_HOME, then measures, each run in a fresh process:
+Installs the five demo models and a store of 40 conversations (20 messages each; the
+question of each also in the prompt history that the message box loads at startup; more
+with --conversations) in a temporary AMICUS_HOME, then measures, each run in a fresh process:
   1. headless: process start -> Textual's Ready event (the first frame is composed), via
      the same build_app() `amicus` uses;
   2. in a real terminal (when tmux is installed): `amicus` started in a 120x40 tmux pane
@@ -9,7 +10,7 @@ temporary AMICUS_HOME, then measures, each run in a fresh process:
 No model is loaded at startup (the GGUFs are mapped on the first message), so neither
 depends on model size. Target: under 1 s on the 2-core build machine.
 
-Run: .venv/bin/python tests/bench/startup.py [--runs N]
+Run: .venv/bin/python tests/bench/startup.py [--runs N] [--conversations N]
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ Bench(app.config, app.services).run(headless=True, size=(120, 40))
 """
 
 
-def prepare(home: Path) -> None:
+def prepare(home: Path, conversations: int) -> None:
     env = {**os.environ, "AMICUS_HOME": str(home)}
     subprocess.run([sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     seed = ("from app.store import Store\ns = Store.open()\n"
-            "for i in range(40):\n"
+            f"for i in range({conversations}):\n"
             "    c = s.create_conversation('moral-audit', title=f'Case {i} 押金')\n"
+            "    s.add_prompt('moral-audit', f'question {i} ' * 30)\n"
             "    for j in range(10):\n"
             "        s.add_message(c.id, 'user', 'question ' * 30)\n"
             "        s.add_message(c.id, 'assistant', 'answer **bold** ' * 80,\n"
@@ -67,7 +69,7 @@ def headless_once(home: Path) -> float:
     return elapsed
 
 
-def tmux_once(home: Path, tmux: str, run: int) -> float:
+def tmux_once(home: Path, tmux: str, run: int, latest: str) -> float:
     socket = f"amicus-bench-{os.getpid()}-{run}"  # a fresh server each run
     amicus = Path(sys.executable).with_name("amicus")
     command = str(amicus) if amicus.exists() else f"{sys.executable} -m app.cli"
@@ -80,7 +82,7 @@ def tmux_once(home: Path, tmux: str, run: int) -> float:
         while time.perf_counter() - started < 30:
             screen = subprocess.run([*base, "capture-pane", "-p", "-t", "bench"],
                                     capture_output=True, text=True).stdout
-            if "Assistants" in screen and "ctx " in screen and "Case 39" in screen:
+            if "Assistants" in screen and "ctx " in screen and latest in screen:
                 return time.perf_counter() - started
             time.sleep(0.01)
         raise SystemExit("the app never painted in tmux")
@@ -96,18 +98,21 @@ def report(name: str, times: list[float]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--conversations", type=int, default=40)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="amicus-startup-") as tmp:
         home = Path(tmp)
-        prepare(home)
-        print(f"{os.cpu_count()} CPUs · 5 demo models and 40 conversations installed")
+        prepare(home, args.conversations)
+        print(f"{os.cpu_count()} CPUs · 5 demo models and {args.conversations} conversations "
+              "installed")
         headless_once(home)  # warm the OS file cache, as a second start would be
         report("headless: start -> first frame", [headless_once(home) for _ in
                                                   range(args.runs)])
         tmux = shutil.which("tmux")
+        latest = f"Case {args.conversations - 1}"  # listed first, once the list is drawn
         if tmux:
-            report("tmux: start -> screen painted", [tmux_once(home, tmux, run) for run in
-                                                     range(args.runs)])
+            report("tmux: start -> screen painted", [tmux_once(home, tmux, run, latest)
+                                                     for run in range(args.runs)])
         else:
             print("tmux not installed: real-terminal measurement skipped")
     return 0

@@ -3,11 +3,13 @@ conversation on the right (ChatPane: header, messages, message box, status line)
 footer under both.
 
 The screen lays them out, answers the actions (their keys are in app.ui.keymap) and decides
-what is shown: which assistant, which conversation, how much of it. Its parts tell it what
-the user did with messages (AssistantChosen, ConversationChosen, SearchChanged,
-PromptSubmitted) and it calls them back. The turn in flight (gate, loading, reading,
-streaming, cancel, keep or discard) belongs to the chat pane, which says when a turn
-changed a conversation (ConversationUpdated).
+what is shown: which assistant, which conversation, how much of it, which version of each
+message, and whether it can be changed (a read-only data folder: a banner says why). Its
+parts tell it what the user did with messages (AssistantChosen, ConversationChosen, also
+for a search hit in any assistant's conversations, SearchChanged, PromptSubmitted) and it
+calls them back. The turn in flight (gate, loading, reading, streaming, cancel, keep or
+discard; regenerate, edit and resend) belongs to the chat pane, which says when a turn
+changed a conversation (ConversationUpdated) or the installed models (ModelsChanged).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from textual.widgets import Footer
 
 from app.assistants.catalog import GATE_MODEL, spec_of
 from app.assistants.profiles import AssistantProfile
+from app.assistants.server import server_model_name
 from app.errors import DISK_FULL
-from app.store import Conversation, Message
+from app.store import Backend, Conversation, Message
 from app.ui import exporting
 from app.ui.bindings import bindings
 from app.ui.config import UIConfig
@@ -36,6 +39,7 @@ from app.ui.messages import (
     ConversationChosen,
     ConversationUpdated,
     Copied,
+    ModelsChanged,
     PromptSubmitted,
     SearchChanged,
 )
@@ -95,9 +99,7 @@ class MainScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         entries = self.services.assistants()
-        name = self._first_assistant(entries)
-        self.sidebar.show_assistants(entries, name)
-        await self.choose_assistant(name)
+        await self.choose_assistant(self._first_assistant(entries))
         self.prompt.focus()
 
     def _first_assistant(self, entries: list[AssistantEntry]) -> str:
@@ -148,10 +150,20 @@ class MainScreen(Screen[None]):
             await self.choose_assistant(event.name)
 
     async def choose_assistant(self, name: str) -> None:
-        self.entry = next(e for e in self.services.assistants() if e.name == name)
-        store_call_or(self, None, self.services.store.set_setting, LAST_ASSISTANT, name)
+        """Show `name` and its latest conversation."""
+        self.switch_assistant(name)
         conversations = await self.refresh_conversations(None)
         await self.open_conversation(conversations[0].id if conversations else None)
+
+    def switch_assistant(self, name: str) -> None:
+        """Make `name` the assistant shown: the picker, the prompt history."""
+        store = self.services.store
+        entries = self.services.assistants()
+        # A conversation found by search may be an assistant's that is no longer installed.
+        self.entry = next((e for e in entries if e.name == name), AssistantEntry(name, None))
+        store_call_or(self, None, store.set_setting, LAST_ASSISTANT, name)
+        self.sidebar.show_assistants(entries, name)
+        self.prompt.set_history(name, store_call_or(self, [], store.prompt_history, name))
 
     async def refresh_conversations(self, selected: int | None) -> list[Conversation]:
         assert self.entry is not None
@@ -164,40 +176,87 @@ class MainScreen(Screen[None]):
     @on(ConversationChosen)
     async def _conversation_chosen(self, event: ConversationChosen) -> None:
         current = self.conversation.id if self.conversation else None
+        at = event.message_id
         if event.conversation_id != current:
-            await self.open_conversation(event.conversation_id)
+            await self.open_conversation(event.conversation_id, at=at)
+        elif at is not None:
+            if self.chat.message(at) is None:
+                await self.render_conversation(at=at)
+            self.chat.reveal(at)
 
-    async def open_conversation(self, conversation_id: int | None) -> None:
+    async def open_conversation(self, conversation_id: int | None, *,
+                                at: int | None = None) -> None:
+        """Show the conversation, at its end or at message `at` (a search found it)."""
         conversation = None
         if conversation_id is not None:
             conversation = store_call_or(self, None, self.services.store.get_conversation,
                                          conversation_id)
+        if conversation is not None and (self.entry is None
+                                         or conversation.assistant != self.entry.name):
+            self.switch_assistant(conversation.assistant)  # a search found it
+        self.pane.stop_editing(restore=True)
         self.conversation = conversation
         self.full_history = False
-        await self.render_conversation()
+        await self.render_conversation(at=at)
 
-    async def render_conversation(self) -> None:
+    async def render_conversation(self, *, at: int | None = None) -> None:
+        """Draw the conversation shown: its last messages (all of them when asked, or when
+        message `at`, to be scrolled to, is earlier), each with its version when it has
+        several."""
         self.update_header()
         n_ctx = context_size(self.profile)
         if self.conversation is None:
             await self.chat.show_hint(self.hint())
             self.status.set_figures(Figures(n_ctx=n_ctx).describe())
             return
-        messages: list[Message] = store_call_or(self, [], self.services.store.messages,
-                                                self.conversation.id)
+        store = self.services.store
+        messages: list[Message] = store_call_or(self, [], store.messages, self.conversation.id)
+        if at is not None and at not in {m.id for m in messages[-WINDOW:]}:
+            self.full_history = True
         shown = messages if self.full_history else messages[-WINDOW:]
+        versions = store_call_or(self, {}, store.alternative_positions, self.conversation.id)
         author = self.entry.name if self.entry else ""
-        views = [self.pane.message_view(m, "You" if m.role == "user" else author)
-                 for m in shown]
+        views = [self.pane.message_view(m, "You" if m.role == "user" else author,
+                                        versions.get(m.id)) for m in shown]
         await self.chat.show(views, earlier=len(messages) - len(shown))
+        if at is not None:
+            self.chat.reveal(at)
         self.status.set_figures(Figures.of(last_reply(messages), n_ctx).describe())
 
     def update_header(self) -> None:
         self.pane.header.show(self.entry, self.conversation,
-                              can_think=supports_thinking(self.profile))
+                              can_think=supports_thinking(self.profile),
+                              server=self.server_line())
         title = printable(self.conversation.title) if self.conversation else ""
         # Content, not a str: a str would be parsed as markup ("[x" in a title would fail).
         self.pane.border_title = Content(title) if title else None
+        self.pane.show_banner(self.banner())
+
+    def server_line(self) -> str | None:
+        """Where the answers come from when a server answers: its URL and model name."""
+        if self.config.endpoint is None or self.entry is None:
+            return None
+        model = server_model_name(self.entry.name, self.config.server_models)
+        return Backend("endpoint", url=self.config.endpoint, server_model=model).describe()
+
+    def banner(self) -> str | None:
+        """Why the conversation shown cannot be changed, or is kept in memory only."""
+        store = self.services.store
+        if store.read_only is None:
+            return None
+        if self.conversation is not None and store.is_read_only(self.conversation.id):
+            return (f"Read-only: {store.read_only}. It can be read, searched and exported "
+                    f"({self.key('export')}); {self.key('new_conversation')} starts a new "
+                    "conversation, kept until Amicus closes.")
+        return f"New conversations are kept in memory until Amicus closes: {store.read_only}."
+
+    def writable(self, conversation: Conversation) -> bool:
+        """Whether the conversation can be changed (else the user is told why)."""
+        if not self.services.store.is_read_only(conversation.id):
+            return True
+        self.notify(f"This conversation is read-only (the data folder cannot be written): "
+                    f"{self.key('new_conversation')} starts a new one.", severity="warning")
+        return False
 
     def hint(self) -> str:
         entry = self.entry
@@ -213,7 +272,10 @@ class MainScreen(Screen[None]):
                  f"({self.key('newline')} starts a new line)."]
         if self.form() is not None:
             lines.append(f"{self.key('open_form')} opens the structured form.")
-        if entry.demo:
+        server = self.server_line()
+        if server is not None:
+            lines.append(f"Answers come from the {server}.")
+        elif entry.demo:
             lines.append("This is a **demo model**: random weights, meaningless text.")
         lines.append(f"{self.key('palette')} lists every command.")
         return "\n\n".join(lines)
@@ -235,6 +297,8 @@ class MainScreen(Screen[None]):
 
     def set_options(self, **options: Any) -> None:
         conversation = self.ensure_conversation()
+        if not self.writable(conversation):
+            raise StoreFailed
         self.conversation = store_call(self, self.services.store.set_conversation_options,
                                        conversation.id, **options)
         self.update_header()
@@ -263,25 +327,41 @@ class MainScreen(Screen[None]):
             conversation = self.ensure_conversation()
         except StoreFailed:
             return
-        self.pane.send(entry.name, conversation, text)
+        if self.writable(conversation):
+            self.pane.send(entry.name, conversation, text)
 
     @on(ConversationUpdated)
     async def _conversation_updated(self, event: ConversationUpdated) -> None:
         if self.conversation is not None and self.conversation.id == event.conversation_id:
             self.update_header()  # the turn may have retitled it
+            if event.redraw:
+                await self.render_conversation()
         await self.refresh_conversations(event.conversation_id)
+
+    @on(ModelsChanged)
+    def _models_changed(self) -> None:
+        """A model was verified again, removed, or reloaded from disk."""
+        entries = self.services.assistants()
+        name = self.entry.name if self.entry else None
+        self.entry = next((e for e in entries if e.name == name), self.entry)
+        self.sidebar.show_assistants(entries, name)
+        self.update_header()
 
     # Actions (see app.ui.keymap for their keys)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel":
-            return self.pane.busy  # the footer shows "Stop" only while generating
+        if action == "cancel":  # the footer shows "Stop" only while generating (or editing)
+            return self.pane.busy or self.pane.editing is not None
         return True
 
     def action_cancel(self) -> None:
-        self.pane.cancel()
+        if self.pane.busy:
+            self.pane.cancel()
+        else:
+            self.pane.stop_editing(restore=True)
 
     async def action_new_conversation(self) -> None:
+        self.pane.stop_editing(restore=True)
         self.conversation = None
         await self.refresh_conversations(None)
         await self.render_conversation()
@@ -301,8 +381,9 @@ class MainScreen(Screen[None]):
                 self.update_header()
                 await self.refresh_conversations(conversation.id)
 
-        self.app.push_screen(TextDialog("Rename the conversation", conversation.title,
-                                        ok="Rename"), renamed)
+        if self.writable(conversation):  # the old title selected: typing replaces it
+            self.app.push_screen(TextDialog("Rename the conversation", conversation.title,
+                                            ok="Rename", select_all=True), renamed)
 
     def action_delete_conversation(self) -> None:
         conversation = self.conversation
@@ -316,11 +397,17 @@ class MainScreen(Screen[None]):
 
         async def decided(choice: str | None) -> None:
             if choice == "yes":
-                store_call_or(self, None, self.services.store.delete_conversation,
-                              conversation.id)
+                store = self.services.store
+                store_call_or(self, None, store.delete_conversation, conversation.id)
+                name = conversation.assistant  # the prompts it sent are forgotten too
+                if self.prompt.history_owner == name:
+                    self.prompt.set_history(name, store_call_or(self, [], store.prompt_history,
+                                                                name))
                 found = await self.refresh_conversations(None)
                 await self.open_conversation(found[0].id if found else None)
 
+        if not self.writable(conversation):
+            return
         self.app.push_screen(confirm("Delete the conversation?",
                                      f"“{conversation.title}” and its messages will be "
                                      "erased from this computer."), decided)
@@ -359,6 +446,110 @@ class MainScreen(Screen[None]):
 
     def action_toggle_thoughts(self) -> None:
         self.chat.show_thoughts(not self.chat.thoughts_shown)
+
+    async def action_toggle_details(self) -> None:
+        await self.chat.show_details(not self.chat.details_shown)
+
+    async def action_toggle_message_details(self, message_id: int) -> None:
+        view = self.chat.message(message_id)
+        if view is not None:
+            await view.set_details(not view.details_shown)
+            # What was clicked stays in view (the list would stay pinned to its end).
+            self.chat.call_after_refresh(self.chat.scroll_to_widget, view, animate=False,
+                                         top=True)
+
+    # The editing loop: edit and resend, regenerate, versions
+
+    def editable(self) -> tuple[Conversation, list[Message]] | None:
+        """The conversation shown and its messages, if it can be changed now (else the
+        user is told why)."""
+        conversation = self.conversation
+        if conversation is None:
+            self.notify("No conversation yet.")
+            return None
+        job = self.pane.job
+        if job is not None and job.conversation_id == conversation.id:
+            self.notify(f"A reply is being generated: wait, or press {self.key('cancel')} to "
+                        "stop it.", severity="warning")
+            return None
+        if not self.writable(conversation):
+            return None
+        try:
+            return conversation, store_call(self, self.services.store.messages,
+                                            conversation.id)
+        except StoreFailed:
+            return None
+
+    def action_edit_last(self) -> None:
+        found = self.editable()
+        if found is None:
+            return
+        question = next((m for m in reversed(found[1]) if m.role == "user"), None)
+        if question is None:
+            self.notify("No message of yours to edit yet.")
+            return
+        self.pane.start_editing(question)
+
+    def action_regenerate(self) -> None:
+        found = self.editable()
+        entry = self.entry
+        if found is None or entry is None:
+            return
+        conversation, messages = found
+        if not messages or messages[-1].role != "assistant":
+            self.notify(f"The last message has no reply to write again ({self.key('edit_last')}"
+                        " edits it).")
+            return
+        if self.pane.busy:
+            self.notify("A reply is being generated in another conversation: wait, or stop "
+                        "it.", severity="warning")
+            return
+        if not entry.installed:
+            self.show_error("No model for this assistant", self.hint().replace("**", ""))
+            return
+        self.pane.regenerate(entry.name, conversation, messages[-1])
+
+    def action_previous_version(self) -> None:
+        self.step_version("previous")
+
+    def action_next_version(self) -> None:
+        self.step_version("next")
+
+    def step_version(self, direction: str) -> None:
+        """Browse the versions of the last message that has several."""
+        found = self.editable()
+        if found is None:
+            return
+        conversation, messages = found
+        versions = store_call_or(self, {}, self.services.store.alternative_positions,
+                                 conversation.id)
+        target = next((m for m in reversed(messages) if m.id in versions), None)
+        if target is None:
+            self.notify(f"No message here has other versions ({self.key('regenerate')} writes "
+                        "the last reply again).")
+            return
+        self.action_show_version(target.id, direction)
+
+    def action_show_version(self, message_id: int, direction: str) -> None:
+        """Show the "previous" or "next" version of this message (the conversation then
+        follows it: what the model is sent next, what an export writes).
+
+        The redraw is queued, not awaited: from a click on the header's arrows this runs
+        in the header's own handler, and awaiting the removal of the widget handling the
+        click would wait for itself."""
+        if self.editable() is None:
+            return
+        store = self.services.store
+        versions = [m.id for m in store_call_or(self, [], store.alternatives, message_id)]
+        if message_id not in versions:
+            return
+        place = versions.index(message_id) + (-1 if direction == "previous" else 1)
+        if not 0 <= place < len(versions):
+            self.notify(f"This is the {'first' if place < 0 else 'last'} version.")
+            return
+        if store_call_or(self, None, store.pick_alternative, versions[place]) is not None:
+            self.pane.stop_editing(restore=True)
+            self.call_later(self.render_conversation)
 
     def action_edit_options(self) -> None:
         try:
@@ -401,8 +592,10 @@ class MainScreen(Screen[None]):
         if conversation is None:
             self.notify("Nothing to export yet.")
             return
-        suggested = exporting.free_path(self.config.exports() / exporting.filename(
-            conversation))
+        # A read-only data folder may come with a read-only documents folder: the first
+        # folder that can be written is suggested (any other path can be typed).
+        folder = exporting.writable_folder(self.config.exports())
+        suggested = exporting.free_path(folder / exporting.filename(conversation))
 
         def chosen(path: str | None) -> None:
             if path:
@@ -456,14 +649,10 @@ class MainScreen(Screen[None]):
         self.notify(f"Copied the {event.what} to the clipboard.")
 
     def action_models(self) -> None:
-        async def back(_: None) -> None:  # models may have been reloaded meanwhile
-            entries = self.services.assistants()
-            name = self.entry.name if self.entry else None
-            self.entry = next((e for e in entries if e.name == name), self.entry)
-            self.sidebar.show_assistants(entries, name)
-            self.update_header()
+        def back(_: None) -> None:  # models may have been reloaded meanwhile
+            self._models_changed()
 
-        self.app.push_screen(ModelManager(self.services), back)
+        self.app.push_screen(ModelManager(self.services, self.config), back)
 
     async def action_show_earlier(self) -> None:
         if self.conversation is not None and not self.full_history:

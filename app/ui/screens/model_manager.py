@@ -1,6 +1,7 @@
 """The installed models: size, quantization, checksum status, the highlighted model's
 quality report, which is loaded and where it runs (GPU or CPU); with no model installed,
-how to get one."""
+how to get one. With a server (`--endpoint`), also what the server offers (its
+/v1/models) and which assistants are asked for which."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Markdown, Static
 
-from app.assistants.registry import InstalledModel, human_size, verify_model
-from app.ui.messages import BackendProbed, ModelVerified
-from app.ui.services import Services
+from app.assistants.registry import InstalledModel, human_size
+from app.assistants.server import ServerListing, list_server_models
+from app.errors import describe
+from app.ui.config import UIConfig
+from app.ui.messages import BackendProbed, ModelVerified, ServerListed
+from app.ui.services import Services, server_targets
 from converters.verify.summary import report_rows
 
 GUIDANCE = """\
@@ -31,6 +35,7 @@ GUIDANCE = """\
 Then come back here, or restart Amicus.
 """
 COLUMNS = ("Name", "Kind", "Quant", "Size", "Checksum")
+SERVER_COLUMNS = ("Model on the server", "Asked for by")
 
 
 def model_row(model: InstalledModel, loaded: str | None) -> tuple[Text | str, ...]:
@@ -50,9 +55,11 @@ class ModelManager(Screen[None]):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, config: UIConfig | None = None) -> None:
         super().__init__(id="models")
         self.services = services
+        self.config = config or UIConfig()
+        self.endpoint = self.config.endpoint  # the chat server, if one answers
 
     def compose(self) -> ComposeResult:
         with Vertical(id="models-body"):
@@ -61,18 +68,27 @@ class ModelManager(Screen[None]):
             yield Static("", id="quality", markup=False)
             yield Static("", id="backend", markup=False)
             yield Markdown(GUIDANCE, id="guidance", open_links=False)
+            if self.endpoint is not None:
+                yield Label(f"On the server {self.endpoint}", id="server-title",
+                            classes="screen-title", markup=False)
+                yield DataTable(id="server-table", cursor_type="row", zebra_stripes=True)
+                yield Static("asking the server for its models…", id="server-note",
+                             markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#model-table", DataTable)
         table.add_columns(*COLUMNS)
         self._fill()
         self._probe_backend()
+        if self.endpoint is not None:
+            self.query_one("#server-table", DataTable).add_columns(*SERVER_COLUMNS)
+            self._list_server()
 
     def _fill(self) -> None:
         models = self.services.models()
         loaded = self.services.loaded.name if self.services.loaded else None
-        table = self.query_one(DataTable)
+        table = self.query_one("#model-table", DataTable)
         table.clear()
         for model in models:
             row = model_row(model, loaded)
@@ -95,8 +111,33 @@ class ModelManager(Screen[None]):
     def _backend(self, event: BackendProbed) -> None:
         self.query_one("#backend", Static).update(event.text)
 
+    @work(thread=True, exclusive=True, group="server", exit_on_error=False)
+    def _list_server(self) -> None:
+        names = [entry.name for entry in self.services.assistants()]
+        try:  # with the chat's own client settings: its API key and certificate authority
+            chat, _gate = server_targets(self.config)
+            assert chat is not None
+            listing = list_server_models(chat.client(), names, self.config.server_models)
+        except Exception as exc:  # unreachable, refused, not OpenAI-compatible: say so
+            self.post_message(ServerListed(None, describe(exc).line))
+            return
+        self.post_message(ServerListed(listing))
+
+    @on(ServerListed)
+    def _server_listed(self, event: ServerListed) -> None:
+        note = self.query_one("#server-note", Static)
+        listing = event.listing
+        if listing is None:
+            note.update(f"The server could not be listed: {event.problem}")
+            return
+        table = self.query_one("#server-table", DataTable)
+        table.clear()
+        for model in listing.models:
+            table.add_row(model.id, ", ".join(model.assistants) or "-")
+        note.update(server_note(listing))
+
     def selected(self) -> InstalledModel | None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#model-table", DataTable)
         if not table.row_count:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -110,11 +151,7 @@ class ModelManager(Screen[None]):
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def _verify(self, model: InstalledModel) -> None:
-        try:
-            problems = verify_model(model)
-        except OSError as exc:
-            problems = [f"cannot verify: {exc.strerror or exc}"]
-        self.post_message(ModelVerified(model.name, problems))
+        self.post_message(ModelVerified(model.name, self.services.verify(model)))
 
     @on(ModelVerified)
     def _verified(self, event: ModelVerified) -> None:
@@ -131,6 +168,17 @@ class ModelManager(Screen[None]):
     def action_reload(self) -> None:
         self.services.refresh()
         self._fill()
+
+
+def server_note(listing: ServerListing) -> str:
+    """Which assistants the server cannot answer: the model each is asked for is not
+    among its models (`[server_models]` in config.toml names another)."""
+    if not listing.missing:
+        return f"{len(listing.models)} models; every assistant's model is there."
+    missing = ", ".join(f"{name} (asks for {model})" for name, model in
+                        listing.missing.items())
+    return (f"Not on the server: {missing}. Name the server's model for an assistant in "
+            "config.toml's [server_models].")
 
 
 def quality_text(model: InstalledModel) -> str:

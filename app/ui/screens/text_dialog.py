@@ -17,16 +17,18 @@ class TextDialog(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str, *, ok: str = "OK") -> None:
+    def __init__(self, title: str, value: str, *, ok: str = "OK",
+                 select_all: bool = False) -> None:
         super().__init__(classes="dialog")
         self.title_text = title
         self.value = value
         self.ok = ok
+        self.select_all = select_all  # the value starts selected: typing replaces it
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label(self.title_text, classes="dialog-title", markup=False)
-            yield Input(self.value, id="text", select_on_focus=False)
+            yield Input(self.value, id="text", select_on_focus=self.select_all)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.ok, variant="primary", id="ok", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)

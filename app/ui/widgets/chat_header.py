@@ -1,5 +1,6 @@
-"""The line above the messages: the conversation's title, its assistant (and a plain
-warning when the model is a demo), and its switches: thinking and the safety gate."""
+"""The line above the messages: the conversation's assistant, where its answers come from
+when a server answers (its URL and model; else a plain warning when the local model is a
+demo), and its switches: thinking and the safety gate."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ def switch(label: str, on: bool, action: str) -> Content:
 
 class ChatHeader(Static):
     def show(self, entry: AssistantEntry | None, conversation: Conversation | None, *,
-             can_think: bool) -> None:
+             can_think: bool, server: str | None = None) -> None:
         parts: list[Content] = []
         if entry is not None:
             parts.append(Content.styled(entry.name, "bold"))
             if not entry.installed:
                 parts.append(Content.styled("not installed", "$text-error"))
+            elif server is not None:  # the server's model answers, not the local file
+                parts.append(Content.styled(server, "$text-accent"))
             elif entry.demo:
                 parts.append(Content.styled(DEMO_WARNING, "bold $text-warning"))
         if conversation is not None:

@@ -1,14 +1,16 @@
-"""The main screen's right column: the conversation's header, its messages, the message
-box and the status line; and the turn in flight, from the gate to the saved reply.
+"""The main screen's right column: the conversation's header, a banner when it cannot be
+changed, its messages, the message box and the status line; and the turn in flight, from
+the gate to the saved reply with its provenance.
 
 A turn is one message and its reply. `send` builds its Job and `start` runs it in a thread
 worker (app.ui.inference.run_turn) that touches no widget: it posts TurnMessages to this
 pane, and the handlers below own every change they cause:
 
     GateChecking -> GateVerdict (unsafe: stored as blocked, the turn ends)
-    ModelLoading -> TurnAccepted (both messages stored, the reply's view added)
+    ModelLoading -> TurnAccepted (the messages stored, their views added)
     PromptReading -> StreamChunk... -> TurnFinished (complete, or cancelled: kept/discarded)
-    TurnFailed, at any point (the reply marked failed, the text back in the message box)
+    TurnFailed, at any point (the reply marked failed, the text back in the message box;
+        a model whose verification FAILED: the dialog, and the turn again if asked)
 
 `cancel` asks the worker to stop; it checks between steps and between tokens (prefill
 cannot be interrupted, the status line says so). One turn runs at a time (one model, one
@@ -17,11 +19,19 @@ the one shown (the user may switch away and back while a reply streams): new vie
 added only when it is (`showing`), and the screen draws the streaming reply from the Job
 when it comes back (`message_view`).
 
+Three ways start a turn, each building its Job and calling `start`: `send` (a new message),
+`regenerate` (a new version of the last reply) and the edit of the last message (`edit_last`
+puts it in the message box; `send` then makes it a new version of that message). The store
+keeps the earlier versions; `store_turn` says where each kind goes.
+
+A model whose verification FAILED is not loaded: the turn fails with UnverifiedModelError,
+and the pane asks the user (verify again, remove, use anyway), then starts it again.
+
 The pane holds the conversation shown (`conversation`, set by the screen); what the screen
 must redo after a turn (the conversation list, the header) it is told with
-ConversationUpdated. What comes next fits here: another stage of a turn (reading attached
-documents, with progress on the reply's view) is one more TurnMessage and handler; another
-way to start one (regenerate, edit and resend) builds its Job and calls `start`.
+ConversationUpdated, and ModelsChanged after a model was verified again or removed. What
+comes next fits here: another stage of a turn (reading attached documents, with progress on
+the reply's view) is one more TurnMessage and handler.
 """
 
 from __future__ import annotations
@@ -29,21 +39,27 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from app.assistants.registry import InstalledModel, UnverifiedModelError
+from app.assistants.titles import conversation_title
 from app.engine.events import Finished
 from app.errors import describe
 from app.store import Conversation, Message, Status
 from app.ui.config import UIConfig
 from app.ui.failures import StoreFailed, show_failure, store_call, store_call_or
 from app.ui.inference import run_turn
-from app.ui.job import Job
+from app.ui.job import Job, JobKind
 from app.ui.keymap import first_key
 from app.ui.messages import (
     ConversationUpdated,
     GateChecking,
     GateVerdict,
     ModelLoading,
+    ModelsChanged,
+    ModelVerified,
     PromptReading,
     StreamChunk,
     TurnAccepted,
@@ -51,11 +67,11 @@ from app.ui.messages import (
     TurnFinished,
 )
 from app.ui.screens.choice_dialog import Choice, ChoiceDialog
+from app.ui.screens.unverified_dialog import REMOVE, USE_ANYWAY, VERIFY, unverified_dialog
 from app.ui.services import Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
-    auto_title,
     context_size,
     engine_history,
     supports_thinking,
@@ -74,9 +90,16 @@ class ChatPane(Vertical):
         self.config = config
         self.conversation: Conversation | None = None  # shown; the screen chooses it
         self.job: Job | None = None  # the turn in flight
+        self.editing: Message | None = None  # the message being edited in the message box
+        self._draft = ""  # what the message box held before the edit began
+        self.use_anyway: set[str] = set()  # unverified models the user chose to use
+        self._retry: Job | None = None  # the turn to start again once a model is verified
 
     def compose(self) -> ComposeResult:
         yield ChatHeader(id="chat-header")
+        banner = Static("", id="banner", markup=False)
+        banner.display = False
+        yield banner
         yield ChatView(id="messages")
         yield PromptInput(self.config.keymap, id="prompt")
         yield StatusBar(id="status")
@@ -102,15 +125,26 @@ class ChatPane(Vertical):
         """A turn is in flight (one at a time)."""
         return self.job is not None
 
-    def message_view(self, message: Message, author: str) -> MessageView:
-        """The view of a stored message; the reply streaming right now shows what has come
-        so far, and goes on streaming into the new view."""
+    def show_banner(self, text: str | None) -> None:
+        """A line above the messages that says why the conversation cannot be changed (or
+        is kept in memory only); None hides it."""
+        banner = self.query_one("#banner", Static)
+        banner.update(Content(text or ""))
+        banner.display = bool(text)
+
+    def message_view(self, message: Message, author: str,
+                     version: tuple[int, int] | None = None) -> MessageView:
+        """The view of a stored message (`version`: its place among its versions); the
+        reply streaming right now shows what has come so far, and goes on streaming into
+        the new view."""
         job = self.job
         if job is not None and message.id == job.reply_id:
             return MessageView(role="assistant", author=author, content=job.answer,
                                thinking=job.thinking, status="streaming", message_id=message.id,
-                               show_thoughts=self.chat.thoughts_shown, streaming=True)
-        return MessageView.of(message, author, self.chat.thoughts_shown)
+                               show_thoughts=self.chat.thoughts_shown, streaming=True,
+                               version=version)
+        return MessageView.of(message, author, self.chat.thoughts_shown, version=version,
+                              show_details=self.chat.details_shown)
 
     def showing(self, job: Job) -> bool:
         return self.conversation is not None and self.conversation.id == job.conversation_id
@@ -125,17 +159,57 @@ class ChatPane(Vertical):
     # Starting and stopping
 
     def send(self, assistant: str, conversation: Conversation, text: str) -> None:
-        """Send `text` to `assistant` in `conversation`, after its answered turns (a store
-        failure shows its dialog and sends nothing)."""
+        """Send `text` to `assistant` in `conversation`, after its answered turns; while a
+        message of it is being edited, as that message's new version (a store failure
+        shows its dialog and sends nothing)."""
+        edited = self.stop_editing(restore=False)
+        if edited is not None and edited.conversation_id == conversation.id:
+            self.resend(assistant, conversation, edited, text)
+            return
         try:
             history = engine_history(store_call(self, self.services.store.messages,
                                                 conversation.id))
         except StoreFailed:
             return
+        self.start(self.new_job(assistant, conversation, text, history))
+
+    def regenerate(self, assistant: str, conversation: Conversation, reply: Message) -> None:
+        """Write `reply` again, to the same question and history (the conversation's
+        present settings apply); the earlier version is kept beside the new one."""
+        try:
+            before = store_call(self, self.services.store.ancestors, reply.id)
+        except StoreFailed:
+            return
+        if not before or before[-1].role != "user":
+            self.notify("This reply answers no message: nothing to regenerate.")
+            return
+        question = before[-1]
+        self.start(self.new_job(assistant, conversation, question.content,
+                                engine_history(before[:-1]), kind="regenerate",
+                                replaces=reply.id))
+
+    def resend(self, assistant: str, conversation: Conversation, question: Message,
+               text: str) -> None:
+        """Send `text` as a new version of `question` (what followed it stays with the
+        earlier version)."""
+        try:
+            before = store_call(self, self.services.store.ancestors, question.id)
+        except StoreFailed:
+            return
+        self.start(self.new_job(assistant, conversation, text, engine_history(before),
+                                kind="edit", replaces=question.id))
+
+    def new_job(self, assistant: str, conversation: Conversation, text: str,
+                history: list[dict[str, str]], *, kind: JobKind = "send",
+                replaces: int | None = None) -> Job:
+        """A turn with the conversation's settings (a regenerated reply's question was
+        gated when it was first sent)."""
         profile = self.services.profile(assistant)
         think = conversation.thinking if supports_thinking(profile) else None
-        self.start(Job(conversation.id, assistant, text, history, conversation.system_prompt,
-                       conversation.parameters, think, conversation.safety_gate))
+        gate = conversation.safety_gate and kind != "regenerate"
+        return Job(conversation.id, assistant, text, history, conversation.system_prompt,
+                   conversation.parameters, think, gate, kind, replaces,
+                   frozenset(self.use_anyway))
 
     def start(self, job: Job) -> None:
         self.job = job
@@ -163,6 +237,36 @@ class ChatPane(Vertical):
         self.status.set_state(state)
         self.refresh_bindings()
 
+    # Editing a message in the message box
+
+    def start_editing(self, message: Message) -> None:
+        """Put `message` in the message box; sending it makes a new version of it."""
+        if self.editing is None:
+            self._draft = self.prompt.text
+        self.prompt.set_text(message.content)
+        self._mark_editing(message)
+        self.prompt.focus()
+
+    def _mark_editing(self, message: Message) -> None:
+        self.editing = message
+        keymap = self.config.keymap
+        self.prompt.border_title = (f"editing your message · {first_key(keymap, 'submit')} "
+                                    f"sends it again · {first_key(keymap, 'cancel')} cancels")
+        self.prompt.add_class("editing")
+        self.refresh_bindings()
+
+    def stop_editing(self, *, restore: bool) -> Message | None:
+        """Leave editing (with `restore`, the message box gets back what it held before);
+        the message that was being edited, if any."""
+        edited, self.editing = self.editing, None
+        if edited is not None:
+            self.prompt.border_title = None
+            self.prompt.remove_class("editing")
+            if restore:
+                self.prompt.set_text(self._draft)
+            self.refresh_bindings()
+        return edited
+
     # The worker's messages, in the order they come
 
     @on(GateChecking)
@@ -178,17 +282,25 @@ class ChatPane(Vertical):
         if not self.is_current_job(job) or not verdict.unsafe:
             return
         self.end_turn("blocked by the intent-safety gate")
+        store = self.services.store
         try:
-            stored = store_call(self, self.services.store.add_message, job.conversation_id,
-                                "user", job.text, status="blocked",
-                                blocked_probability=float(verdict.prob_unsafe))
+            if job.replaces is not None:  # an edited message: blocked as its new version
+                stored = store_call(self, store.add_alternative, job.replaces, job.text,
+                                    status="blocked")
+                stored = store_call(self, store.update_message, stored.id,
+                                    blocked_probability=float(verdict.prob_unsafe))
+            else:
+                stored = store_call(self, store.add_message, job.conversation_id, "user",
+                                    job.text, status="blocked",
+                                    blocked_probability=float(verdict.prob_unsafe))
         except StoreFailed:
             return
         if self.showing(job):
-            await self.chat.add(MessageView(
-                role="user", author="You", content=job.text, status="blocked",
-                note=blocked_note(verdict.prob_unsafe, verdict.threshold),
-                message_id=stored.id))
+            view = MessageView(role="user", author="You", content=job.text, status="blocked",
+                               note=blocked_note(verdict.prob_unsafe, verdict.threshold),
+                               message_id=stored.id, version=self.version_of(stored))
+            if job.replaces is None or not await self.chat.replace_from(job.replaces, [view]):
+                await self.chat.add(view)
         self.post_message(ConversationUpdated(job.conversation_id))
         self.notify(f"Blocked: unsafe (probability {verdict.prob_unsafe:.2f}). Your text is "
                     "still in the message box.", severity="warning")
@@ -204,35 +316,78 @@ class ChatPane(Vertical):
         job = event.job
         if not self.is_current_job(job):
             return
-        store = self.services.store
         try:
-            user = store_call(self, store.add_message, job.conversation_id, "user", job.text)
-            job.user_id = user.id
-            reply = store_call(self, store.add_message, job.conversation_id, "assistant", "",
-                               status="streaming")
-            job.reply_id = reply.id
+            user, reply = self.store_turn(job)
             self.retitle(job)
         except StoreFailed:
             job.discard = True
             job.cancel.set()
             return
-        if self.prompt.text == job.text:
-            self.prompt.set_text("")
+        if job.typed:
+            self.remember_prompt(job)
+            if self.prompt.text == job.text:
+                self.prompt.set_text("")
         if self.showing(job):
-            await self.chat.add(MessageView.of(user, "You", self.chat.thoughts_shown))
-            await self.chat.add(self.message_view(reply, job.assistant_name))
+            await self.show_turn(job, user, reply)
         self.post_message(ConversationUpdated(job.conversation_id))
+
+    def store_turn(self, job: Job) -> tuple[Message | None, Message]:
+        """Store the turn's messages (StoreFailed): the question (none when a reply is
+        regenerated: its question stays) and the reply to stream into."""
+        store = self.services.store
+        user = None
+        if job.kind == "regenerate":
+            assert job.replaces is not None
+            reply = store_call(self, store.add_alternative, job.replaces, status="streaming")
+        else:
+            if job.kind == "edit":
+                assert job.replaces is not None
+                user = store_call(self, store.add_alternative, job.replaces, job.text)
+            else:
+                user = store_call(self, store.add_message, job.conversation_id, "user",
+                                  job.text)
+            job.user_id = user.id
+            reply = store_call(self, store.add_message, job.conversation_id, "assistant", "",
+                               status="streaming")
+        job.reply_id = reply.id
+        return user, reply
+
+    async def show_turn(self, job: Job, user: Message | None, reply: Message) -> None:
+        """Draw the turn's messages: after the others, or for a new version, instead of
+        the earlier version and what followed it."""
+        views = [self.message_view(reply, job.assistant_name, self.version_of(reply))]
+        if user is not None:
+            views.insert(0, MessageView.of(user, "You", self.chat.thoughts_shown,
+                                           version=self.version_of(user)))
+        if job.replaces is not None and await self.chat.replace_from(job.replaces, views):
+            return
+        for view in views:
+            await self.chat.add(view)
+
+    def version_of(self, message: Message) -> tuple[int, int] | None:
+        """Its place among its versions, when it has several."""
+        positions = store_call_or(self, {}, self.services.store.alternative_positions,
+                                  message.conversation_id)
+        return positions.get(message.id)
 
     def retitle(self, job: Job) -> None:
         """A conversation still called "New conversation" is named after its first
-        message (StoreFailed)."""
+        message, by its content (StoreFailed)."""
         store = self.services.store
         conversation = store_call(self, store.get_conversation, job.conversation_id)
         if conversation.title in ("", DEFAULT_TITLE):
             conversation = store_call(self, store.rename_conversation, conversation.id,
-                                      auto_title(job.text))
+                                      conversation_title(job.assistant_name, job.text))
         if self.showing(job):
             self.conversation = conversation
+
+    def remember_prompt(self, job: Job) -> None:
+        """The prompt joins its assistant's history (the store keeps none in incognito)."""
+        store = self.services.store
+        store_call_or(self, None, store.add_prompt, job.assistant_name, job.text)
+        if self.prompt.history_owner == job.assistant_name:
+            self.prompt.set_history(job.assistant_name, store_call_or(
+                self, [], store.prompt_history, job.assistant_name))
 
     @on(PromptReading)
     def _prompt_reading(self, event: PromptReading) -> None:
@@ -288,13 +443,26 @@ class ChatPane(Vertical):
         if job.reply_id is not None and not job.discard:
             note = f"the reply failed: {describe(event.error).line}"
             store_call_or(self, None, self.services.store.update_message, job.reply_id,
-                          content=job.answer, thinking=job.thinking or None, status="error")
+                          content=job.answer, thinking=job.thinking or None, status="error",
+                          provenance=job.provenance(None))
             view = self.job_view(job)
             if view is not None:
                 await view.finish(job.answer, job.thinking, note, "error")
-            if not self.prompt.text.strip():
-                self.prompt.set_text(job.text)
-        show_failure(self, event.error, event.title)
+        elif job.kind == "edit" and job.replaces is not None:  # nothing stored: still editing
+            self.resume_editing(job.replaces)
+        if job.typed and not self.prompt.text.strip():
+            self.prompt.set_text(job.text)
+        if isinstance(event.error, UnverifiedModelError) and job.reply_id is None:
+            self.ask_about_unverified(job, event.error)
+        else:
+            show_failure(self, event.error, event.title)
+
+    def resume_editing(self, message_id: int) -> None:
+        """An edit that was not sent (its model did not load): the box still holds it."""
+        message = store_call_or(self, None, self.services.store.get_message, message_id)
+        if message is not None and self.conversation is not None and \
+                self.conversation.id == message.conversation_id:
+            self._mark_editing(message)
 
     @on(Worker.StateChanged)
     def _worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -304,6 +472,60 @@ class ChatPane(Vertical):
             error = event.worker.error
             if error is not None:
                 show_failure(self, error)
+
+    # A model whose verification FAILED: verify it again, remove it, or use it anyway
+
+    def ask_about_unverified(self, job: Job, error: UnverifiedModelError) -> None:
+        model = error.model
+
+        def decided(choice: str | None) -> None:
+            if choice == USE_ANYWAY:
+                self.use_anyway.add(model.name)
+                self.retry(job)
+            elif choice == VERIFY:
+                self._retry = job
+                self.status.set_state(f"verifying {model.name}…", busy=True)
+                self.verify_model(model)
+            elif choice == REMOVE:
+                self.remove_model(model)
+
+        self.app.push_screen(unverified_dialog(error), decided)
+
+    def retry(self, job: Job) -> None:
+        """Start the turn again, unless another one started meanwhile."""
+        if self.busy:
+            self.notify("Another reply is being generated: send your message again once it "
+                        "is done.", severity="warning")
+            return
+        self.start(job.again(frozenset(self.use_anyway)))
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def verify_model(self, model: InstalledModel) -> None:
+        self.post_message(ModelVerified(model.name, self.services.verify(model)))
+
+    @on(ModelVerified)
+    def _verified(self, event: ModelVerified) -> None:
+        event.stop()
+        self.post_message(ModelsChanged())
+        if not self.busy:
+            self.status.set_state("ready")
+        if event.problems:
+            self.notify("; ".join(event.problems), title=f"{event.name}: checksum FAILED again",
+                        severity="error", timeout=10, markup=False)
+        else:
+            self.notify(f"{event.name}: every file matches its manifest")
+        job, self._retry = self._retry, None
+        if job is not None:
+            self.retry(job)  # still failing: the dialog comes back with what was found
+
+    def remove_model(self, model: InstalledModel) -> None:
+        try:
+            self.services.remove(model)
+        except OSError as exc:
+            show_failure(self, exc, title=f"{model.name} could not be removed")
+            return
+        self.post_message(ModelsChanged())
+        self.notify(f"{model.name} was removed from this computer.")
 
     # How a turn ends
 
@@ -322,11 +544,11 @@ class ChatPane(Vertical):
             return
         policy = self.config.on_cancel
         if policy == "ask":
+            back = " and get your message back in the message box" if job.typed else ""
             choices = [Choice("keep", "Keep it", "k", "primary"),
                        Choice("discard", "Discard it", "d", "error")]
-            dialog = ChoiceDialog("Reply stopped", "Keep the partial reply, or discard it and "
-                                  "get your message back in the message box?", choices,
-                                  escape_value="keep")
+            dialog = ChoiceDialog("Reply stopped", f"Keep the partial reply, or discard "
+                                  f"it{back}?", choices, escape_value="keep")
 
             async def decided(choice: str | None) -> None:
                 await self.keep_or_discard(job, finished, choice or "keep")
@@ -346,6 +568,8 @@ class ChatPane(Vertical):
 
     async def save_reply(self, job: Job, finished: Finished, answer: str,
                          status: Status) -> None:
+        """Store the reply with its figures and its provenance (which model, file and
+        settings wrote it)."""
         stats = finished.stats
         assert job.reply_id is not None
         try:
@@ -354,19 +578,22 @@ class ChatPane(Vertical):
                 thinking=finished.thinking or None, status=status, prompt_ms=stats.prompt_ms,
                 generation_ms=stats.generation_ms, prompt_tokens=stats.prompt_tokens,
                 completion_tokens=stats.completion_tokens,
-                tokens_per_second=stats.tokens_per_second)
+                tokens_per_second=stats.tokens_per_second,
+                provenance=job.provenance(stats.threads))
         except StoreFailed:
             return
         view = self.job_view(job)
         prefix = "cancelled: partial reply · " if status == "cancelled" else ""
         if view is not None:
             await view.finish(answer, finished.thinking, prefix + stats_note(stored), status)
+            await view.set_provenance(stored.provenance)
         if self.showing(job):
             n_ctx = context_size(self.services.profile(job.assistant_name))
             self.status.set_figures(Figures.of(stored, n_ctx).describe())
 
     async def discard(self, job: Job) -> None:
-        """Forget the turn: its stored messages go, the text returns to the message box."""
+        """Forget the turn: its stored messages go (a new version gives its place back
+        to the one shown before), the typed text returns to the message box."""
         for message_id in (job.reply_id, job.user_id):
             if message_id is None:
                 continue
@@ -374,5 +601,8 @@ class ChatPane(Vertical):
             view = self.chat.message(message_id)
             if view is not None:
                 await view.remove()
-        if not self.prompt.text.strip():
+        if job.replaces is not None:
+            store_call_or(self, None, self.services.store.pick_alternative, job.replaces)
+            self.post_message(ConversationUpdated(job.conversation_id, redraw=True))
+        if job.typed and not self.prompt.text.strip():
             self.prompt.set_text(job.text)

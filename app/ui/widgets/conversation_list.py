@@ -1,4 +1,6 @@
-"""One assistant's conversations, most recent first, with a search box above them."""
+"""One assistant's conversations, most recent first, with a search box above them; while the
+box holds text, the matches in every assistant's conversations instead, each with its
+conversation, assistant and a snippet of the text around the match."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ from collections.abc import Sequence
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import Input, Label, ListItem, ListView
 
-from app.store import Conversation
+from app.store import Conversation, SearchHit
 from app.ui.messages import ConversationChosen
 from app.ui.turns import DEFAULT_TITLE, printable
 
@@ -18,6 +21,28 @@ class ConversationItem(ListItem):
     def __init__(self, conversation: Conversation) -> None:
         super().__init__(Label(printable(conversation.title) or DEFAULT_TITLE, markup=False))
         self.conversation_id = conversation.id
+
+
+def hit_snippet(hit: SearchHit) -> Content:
+    """The snippet with its match highlighted, after where it was found."""
+    text, start, end = hit.snippet.text, hit.snippet.start, hit.snippet.end
+    where = {"user": "you", "assistant": "reply", None: "title"}.get(hit.role, hit.role)
+    return Content.assemble((f"{where}: ", "dim"), printable(text[:start]),
+                            (printable(text[start:end]), "bold reverse"),
+                            printable(text[end:]))
+
+
+class HitItem(ListItem):
+    """A search hit: its conversation's title and assistant, then the snippet."""
+
+    def __init__(self, hit: SearchHit) -> None:
+        conversation = hit.conversation
+        title = Content.assemble(printable(conversation.title) or DEFAULT_TITLE,
+                                 (f" · {conversation.assistant}", "dim"))
+        super().__init__(Label(title, classes="hit-title"),
+                         Label(hit_snippet(hit), classes="snippet"))
+        self.conversation_id = conversation.id
+        self.message_id = hit.message_id
 
 
 class ConversationList(Vertical):
@@ -36,28 +61,40 @@ class ConversationList(Vertical):
 
     @property
     def ids(self) -> list[int]:
+        """The conversations listed, in order (with hits: one id per hit)."""
         return list(self._ids)
 
     async def show(self, conversations: Sequence[Conversation], selected: int | None) -> None:
-        """Rebuild the list and highlight `selected` (the screen ignores a choice of the
-        conversation it already shows, so highlighting it here announces nothing new)."""
+        """Rebuild the list and highlight `selected` (the screen chose it: highlighting
+        it here announces nothing)."""
+        self.border_title = "Conversations"
+        await self._fill([ConversationItem(c) for c in conversations], selected)
+
+    async def show_hits(self, hits: Sequence[SearchHit], selected: int | None) -> None:
+        """List search hits, the first of conversation `selected` highlighted."""
+        noun = "match" if len(hits) == 1 else "matches"
+        self.border_title = f"Search: {len(hits)} {noun}"
+        await self._fill([HitItem(hit) for hit in hits], selected)
+
+    async def _fill(self, items: list[ConversationItem] | list[HitItem],
+                    selected: int | None) -> None:
         view = self.query_one("#conversations", ListView)
         await view.clear()
-        await view.extend(ConversationItem(c) for c in conversations)
-        self._ids = [c.id for c in conversations]
-        view.index = self._ids.index(selected) if selected in self._ids else None
+        await view.extend(items)
+        self._ids = [item.conversation_id for item in items]
+        with view.prevent(ListView.Highlighted):
+            view.index = self._ids.index(selected) if selected in self._ids else None
 
     def focus_search(self) -> None:
         self.query_one("#search", Input).focus()
 
     @on(ListView.Highlighted, "#conversations")
-    def _highlighted(self, event: ListView.Highlighted) -> None:
-        event.stop()
-        if isinstance(event.item, ConversationItem):
-            self.post_message(ConversationChosen(event.item.conversation_id))
-
     @on(ListView.Selected, "#conversations")
-    def _selected(self, event: ListView.Selected) -> None:
+    def _chosen(self, event: ListView.Highlighted | ListView.Selected) -> None:
         event.stop()
-        if isinstance(event.item, ConversationItem):
-            self.post_message(ConversationChosen(event.item.conversation_id))
+        item = event.item
+        if isinstance(item, HitItem):
+            self.post_message(ConversationChosen(item.conversation_id,
+                                                 message_id=item.message_id))
+        elif isinstance(item, ConversationItem):
+            self.post_message(ConversationChosen(item.conversation_id))

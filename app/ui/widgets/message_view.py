@@ -1,5 +1,11 @@
 """One message of the conversation: who said it, the model's thinking in a collapsible
-block, the text as Markdown, and a line of notes (figures, cancelled, blocked...).
+block, the text, and a line of notes (figures, cancelled, blocked...).
+
+A reply is Markdown; the user's own message is shown as typed (line breaks, runs of
+spaces, `**` and backticks are the user's text, not formatting). The header says which
+version of the message this is when there are several ("‹ version 2 of 3 ›", each arrow a
+link to the neighbour), and a reply's "details" link shows what produced it (its
+provenance: model, file, checksum, settings), drawn only when asked for.
 
 A reply being generated is streamed into it with `append` (Markdown.get_stream, fed in
 batches), then `finish` renders the full text once more so that code fences come out right.
@@ -15,11 +21,16 @@ from textual.content import Content
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets._markdown import MarkdownFence, MarkdownStream
 
-from app.store import Message
+from app.store import Message, Provenance
 from app.ui.messages import Copied
 from app.ui.turns import printable, strip_notice
 
 THINKING = "Thinking"
+
+
+def _link(label: str, action: str) -> Content:
+    return Content.from_markup(f"[@click={action}]$label[/]", label=label).stylize(
+        "dim underline")
 
 
 def stats_note(message: Message) -> str:
@@ -41,10 +52,19 @@ def message_note(message: Message) -> str:
     return " · ".join(part for part in (prefix, stats_note(message)) if part)
 
 
+def details_lines(provenance: Provenance) -> Content:
+    """The details view: one "label: value" line per fact of the provenance."""
+    return Content("\n").join(
+        Content.assemble((f"{label}: ", "bold"), printable(value))
+        for label, value in provenance.describe())
+
+
 class MessageView(Vertical):
     def __init__(self, *, role: str, author: str, content: str = "", thinking: str = "",
                  note: str = "", status: str = "complete", message_id: int | None = None,
-                 show_thoughts: bool = False, streaming: bool = False) -> None:
+                 show_thoughts: bool = False, streaming: bool = False,
+                 provenance: Provenance | None = None, version: tuple[int, int] | None = None,
+                 show_details: bool = False) -> None:
         super().__init__(id=f"msg-{message_id}" if message_id is not None else None,
                          classes=f"message {role} {status}")
         self.role = role
@@ -55,22 +75,40 @@ class MessageView(Vertical):
         self._note = note
         self._show_thoughts = show_thoughts
         self.streaming = streaming
+        self.provenance = provenance
+        self.version = version  # (i, n): version i of n, when there are several
+        self._show_details = show_details
         self._streams: dict[str, MarkdownStream] = {}
 
     @classmethod
-    def of(cls, message: Message, author: str, show_thoughts: bool) -> MessageView:
+    def of(cls, message: Message, author: str, show_thoughts: bool, *,
+           version: tuple[int, int] | None = None, show_details: bool = False) -> MessageView:
         return cls(role=message.role, author=author, content=message.content,
                    thinking=message.thinking or "", note=message_note(message),
-                   status=message.status, message_id=message.id, show_thoughts=show_thoughts)
+                   status=message.status, message_id=message.id, show_thoughts=show_thoughts,
+                   provenance=message.provenance, version=version, show_details=show_details)
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="header")
+        if self.details_shown:
+            yield self._details_box()
         if self.thinking_text:  # most messages have none: no widgets for it then
             yield self._thinking_box(self.thinking_text)
-        yield Markdown(printable(self.answer_text), classes="body", open_links=False)
+        if self.role == "assistant":
+            yield Markdown(printable(self.answer_text), classes="body", open_links=False)
+        else:  # as typed: a Content is never parsed as markup or Markdown
+            yield Static(Content(printable(self.answer_text)), classes="body typed")
         note = Static(self._note, classes="note", markup=False)
         note.display = bool(self._note)
         yield note
+
+    @property
+    def details_shown(self) -> bool:
+        return self._show_details and self.provenance is not None
+
+    def _details_box(self) -> Static:
+        assert self.provenance is not None
+        return Static(details_lines(self.provenance), classes="details")
 
     def _thinking_box(self, text: str) -> Collapsible:
         title = THINKING + ("…" if self.streaming else "")
@@ -86,11 +124,33 @@ class MessageView(Vertical):
         return box
 
     def _header(self) -> Content:
-        who = Content.styled(self.author, "bold")
-        if self.message_id is None or self.role != "assistant":
-            return who
-        copy = Content.from_markup(f"[@click=screen.copy_message({self.message_id})]copy[/]")
-        return Content.assemble(who, "  ", copy.stylize("dim underline"))
+        parts = [Content.styled(self.author, "bold")]
+        number = self.message_id
+        if number is not None and self.role == "assistant":
+            parts.append(_link("copy", f"screen.copy_message({number})"))
+            if self.provenance is not None:
+                label = "hide details" if self.details_shown else "details"
+                parts.append(_link(label, f"screen.toggle_message_details({number})"))
+        if number is not None and self.version is not None:
+            place, count = self.version
+            parts.append(Content.assemble(
+                _link("‹", f"screen.show_version({number}, 'previous')"),
+                f" version {place} of {count} ",
+                _link("›", f"screen.show_version({number}, 'next')")))
+        return Content("  ").join(parts)
+
+    async def set_details(self, show: bool) -> None:
+        """Show (or hide) what produced this reply, under its header."""
+        self._show_details = show
+        self.query_one(".header", Static).update(self._header())
+        await self.query(".details").remove()
+        if self.details_shown:
+            await self.mount(self._details_box(), after=self.query_one(".header"))
+
+    async def set_provenance(self, provenance: Provenance | None) -> None:
+        """The reply was saved with its provenance: offer (or show) its details."""
+        self.provenance = provenance
+        await self.set_details(self._show_details)
 
     @property
     def note(self) -> str:

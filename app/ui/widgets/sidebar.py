@@ -1,5 +1,5 @@
 """The main screen's left column: the assistant picker above the chosen assistant's
-conversations (with their search box).
+conversations, with their search box (which searches every assistant's conversations).
 
 It reads the store for its list and says what the user did with messages
 (AssistantChosen, ConversationChosen, SearchChanged); which conversation is shown is the
@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input
 
-from app.store import Conversation
+from app.store import Conversation, SearchHit
 from app.ui.failures import store_call_or
 from app.ui.messages import SearchChanged
 from app.ui.services import AssistantEntry, Services
@@ -37,12 +37,19 @@ class Sidebar(Vertical):
 
     async def show_conversations(self, assistant: str,
                                  selected: int | None) -> list[Conversation]:
-        """List `assistant`'s conversations that match the search box, `selected`
-        highlighted; a store failure shows its dialog and an empty list."""
+        """List `assistant`'s conversations, `selected` highlighted; while the search box
+        holds text, the matches in every assistant's conversations instead. Returns
+        `assistant`'s conversations listed (a store failure shows its dialog and lists
+        none)."""
         listing = self.query_one(ConversationList)
-        found: list[Conversation] = store_call_or(
-            self, [], self.services.store.list_conversations, assistant,
-            listing.search_text or None)
+        store = self.services.store
+        if listing.search_text.strip():
+            hits: list[SearchHit] = store_call_or(self, [], store.search, listing.search_text)
+            await listing.show_hits(hits, selected)
+            return list({hit.conversation.id: hit.conversation for hit in hits
+                         if hit.conversation.assistant == assistant}.values())
+        found: list[Conversation] = store_call_or(self, [], store.list_conversations,
+                                                  assistant)
         await listing.show(found, selected)
         return found
 

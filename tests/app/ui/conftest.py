@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.assistants.registry import find_model
+from app.assistants.catalog import GATE_MODEL
+from app.assistants.registry import check_verified, find_model, installed_models
 from app.assistants.runtime import Assistant, assistant_profile
 from app.engine.fake import FakeEngine
 from app.store import Store
@@ -78,16 +79,21 @@ def make_rig(models: Path, engine: FakeEngine | None = None, *, gate: FakeGate |
     gate = gate or FakeGate()
     opened: list[str] = []
 
-    def open_assistant(name: str) -> Assistant:
+    def open_assistant(name: str, *, allow_unverified: bool = False) -> Assistant:
         if open_error is not None:
             raise open_error
-        opened.append(name)
         model = find_model(name, models)
-        return Assistant(model, assistant_profile(model), engine)
+        # As open_assistant does: a model whose verification FAILED only if allowed.
+        used_anyway = check_verified(model, allow_unverified=allow_unverified)
+        opened.append(name)
+        return Assistant(model, assistant_profile(model), engine, used_anyway=used_anyway)
 
-    def open_gate() -> FakeGate:
+    def open_gate(*, allow_unverified: bool = False) -> FakeGate:
         if gate_error is not None:
             raise gate_error
+        classifier = next((m for m in installed_models(models) if m.name == GATE_MODEL), None)
+        if classifier is not None:
+            check_verified(classifier, allow_unverified=allow_unverified)
         return gate
 
     services = Services(store or Store.open(), open_assistant=open_assistant,

@@ -52,7 +52,7 @@ async def test_new_rename_delete_and_search(rig_factory):
         assert rig.app.screen.query_one("#chat").border_title == "加班費 overtime"
         await pilot.press("ctrl+f")
         await pilot.press(*"押金")
-        await wait_until(pilot, lambda: listing.ids == [1])
+        await wait_until(pilot, lambda: listing.ids == [1, 1])  # its title, its message
         rig.app.screen.query_one("#search", Input).value = ""
         await wait_until(pilot, lambda: listing.ids == [2, 1])
         await pilot.press("f8")

@@ -182,3 +182,33 @@ def test_error_dialog(snap_compare, seeded):
         await until_screen(pilot, ErrorDialog)
 
     assert snap_compare(seeded.app, terminal_size=SMALL, run_before=fail)
+
+
+def test_reply_details(snap_compare, rig_factory):
+    """A reply with its provenance shown (alt+d), in an 80x24 terminal."""
+    from tests.app.store.conftest import record
+
+    store = Store.open(incognito=True)
+    chat = store.create_conversation("sentencing", title="盗窃罪 · 张某", thinking=False)
+    store.add_message(chat.id, "user", "【罪名】盗窃罪\n【案件事实】被告人张某窃取商品。")
+    store.add_message(chat.id, "assistant", "建议判处有期徒刑六个月。", generation_ms=1800.0,
+                      prompt_tokens=120, completion_tokens=40, tokens_per_second=22.2,
+                      provenance=record(used_anyway=True, verification="FAILED"))
+    store.set_setting("ui.assistant", "sentencing")
+    rig = rig_factory(store=store)
+    assert snap_compare(rig.app, terminal_size=SMALL, press=["alt+d"])
+
+
+def test_read_only_banner(snap_compare, rig_factory, folder):
+    """A past conversation in a data folder that cannot be written, in 80x24."""
+    from tests.app.store.conftest import read_only
+
+    path = folder / "amicus.sqlite3"
+    with Store.open(path) as writable:
+        seed(writable)
+    with read_only(folder):
+        store = Store.open(path)
+    # The reason names the folder, which differs on every run: a fixed one is shown.
+    store.read_only = ("/home/clinic/.local/share/amicus/amicus.sqlite3 can be read but "
+                       "not written (Permission denied)")
+    assert snap_compare(rig_factory(store=store).app, terminal_size=SMALL)
