@@ -19,6 +19,7 @@ from app.assistants.registry import InstalledModel, NotInstalledError, find_mode
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
+from app.engine.reading import PromptEstimate
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -49,6 +50,20 @@ class Assistant:
             messages, system=system if system is not None else self.profile.system,
             params=self.params(params), think=think, cancel=cancel)
 
+    def estimate(self, messages: Sequence[Message], *, system: str | None = None,
+                 params: dict[str, Any] | None = None,
+                 think: bool | None = None) -> PromptEstimate | None:
+        """Before sending (the status line, `ask` on stderr): the prompt's tokens against
+        num_ctx and the reading time, with this assistant's defaults as `stream` applies
+        them. None for a server backend, which reads prompts where we cannot see."""
+        estimate = getattr(self.engine, "estimate", None)
+        if estimate is None:
+            return None
+        result: PromptEstimate = estimate(
+            messages, system=system if system is not None else self.profile.system,
+            params=self.params(params), think=think)
+        return result
+
     def finish_answer(self, answer: str) -> str:
         """The answer as shown and stored (the catalog's post-processing: sentencing
         answers carry the not-legal-advice notice, whatever the model wrote)."""
@@ -74,21 +89,46 @@ def assistant_profile(model: InstalledModel) -> AssistantProfile:
     return load_profile(path)
 
 
+def model_sha256(model: InstalledModel) -> str | None:
+    """The model file's sha256 as its manifest records it (what `amicus models verify`
+    checks), so saved KV states are keyed without hashing gigabytes at every start."""
+    for output in model.manifest.get("outputs", []):
+        if output.get("role") == "model" and isinstance(output.get("sha256"), str):
+            return str(output["sha256"])
+    return None
+
+
 def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
-                   root: Path | None = None) -> Assistant:
-    """Load an installed assistant (the model stays mapped until `close`)."""
+                   root: Path | None = None, num_ctx: int | None = None,
+                   persist: bool = True, kv_budget_bytes: int | None = None,
+                   available_memory: int | None = None,
+                   read_chunk: int | None = None) -> Assistant:
+    """Load an installed assistant (the model stays mapped until `close`).
+
+    `num_ctx`: the context for this session (default: the Modelfile's num_ctx); refused
+    when over the model's trained context or when the memory estimate exceeds what is
+    available. `persist`: save and restore KV states and remember reading rates in the
+    data directory (False for incognito: nothing is written). `kv_budget_bytes`: the disk
+    budget of saved states (default 4 GiB)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
     profile = assistant_profile(model)
+    n_ctx = num_ctx or profile.n_ctx
     if endpoint:
         from app.engine.openai_backend import OpenAIBackend
 
-        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=profile.n_ctx)
+        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=n_ctx)
     else:
         from app.engine import Engine
+        from app.engine.kv_state import KVStateStore
+        from app.engine.reading import ReadingRates
 
-        engine = Engine.load(model.gguf, n_ctx=profile.n_ctx, n_gpu_layers=n_gpu_layers,
-                             n_threads=n_threads)
+        engine = Engine.load(
+            model.gguf, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+            available_memory=available_memory,
+            states=KVStateStore.default(kv_budget_bytes) if persist else None,
+            rates=ReadingRates.default() if persist else ReadingRates(None),
+            model_sha256=model_sha256(model), read_chunk=read_chunk)
     return Assistant(model, profile, engine)

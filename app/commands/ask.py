@@ -1,33 +1,54 @@
-"""`amicus ask ASSISTANT "text"`: one question, the answer streamed to stdout."""
+"""`amicus ask ASSISTANT "text"`: one question, the answer streamed to stdout.
+
+Documents come in with `--file` (repeatable): each becomes a delimited block of the message,
+before the question (app.documents). A long prompt is announced on stderr with its tokens
+against num_ctx and the reading time, then read with a progress bar; Ctrl-C stops reading
+between chunks, and what was read is saved, so running the same command again continues
+from there (unless --incognito).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import threading
 from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
+from app.commands.reading import ReadingBar, announce, cancel_on_interrupt
+from app.documents import Document, compose_message, read_documents
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
-from converters.errors import EXIT_BLOCKED, InputError
+from converters.errors import EXIT_BLOCKED, EXIT_INTERRUPTED, InputError
 
 
 def add_ask_parser(commands: argparse._SubParsersAction) -> None:
     ask = commands.add_parser(
         "ask", help="ask an installed assistant one question (answer streamed to stdout)",
-        description="Ask an installed assistant one question. The answer streams to stdout, "
-                    "its thinking (Qwen3 models) to stderr.",
-        epilog="exit status: 0 answered, 2 bad input, 3 blocked by the intent-safety gate, "
+        description="Ask an installed assistant one question, about documents given with "
+                    "--file if you like. The answer streams to stdout, its thinking (Qwen3 "
+                    "models) and the reading progress of long prompts to stderr.",
+        epilog="exit status: 0 answered, 2 bad input (a file that cannot be read, a "
+               "num_ctx that does not fit), 3 blocked by the intent-safety gate, "
                "130 interrupted")
     ask.add_argument("assistant", metavar="ASSISTANT", help="an installed model's name")
-    ask.add_argument("text", help="the question (- reads it from stdin)")
+    ask.add_argument("text", nargs="?", default="",
+                     help="the question (- reads it from stdin; optional with --file)")
+    ask.add_argument("--file", action="append", default=[], metavar="PATH",
+                     help="a document to send with the question: .txt/.md (UTF-8, UTF-16, "
+                          "GB18030/GBK, Big5), .docx or .pdf with a text layer (repeatable)")
     ask.add_argument("--system", help="system prompt instead of the Modelfile's")
     ask.add_argument("--no-think", action="store_true", help="thinking off (Qwen3 models)")
     ask.add_argument("--hide-thinking", action="store_true", help="do not print thinking")
     ask.add_argument("--gate", action="store_true",
                      help="classify the question with intent-safety first; block if unsafe")
     ask.add_argument("--max-tokens", type=int, help="limit the answer (num_predict)")
+    ask.add_argument("--num-ctx", type=int, metavar="N",
+                     help="context size in tokens (default: the Modelfile's num_ctx; at most "
+                          "the model's trained context, and what memory allows)")
+    ask.add_argument("--incognito", action="store_true",
+                     help="write nothing to disk: no saved reading state, no reading rate")
     ask.add_argument("--endpoint", metavar="URL",
                      help="an OpenAI-compatible server (Ollama, llama.cpp server, vLLM) "
                           "instead of the embedded engine")
@@ -41,40 +62,49 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.text == "-" else args.text
+    if args.num_ctx is not None and args.num_ctx < 1:
+        raise InputError(f"--num-ctx must be a positive number of tokens, not {args.num_ctx}")
+    documents = read_documents(args.file)  # a bad file stops here, before any model loads
+    question = sys.stdin.read() if args.text == "-" else args.text
+    text = compose_message(question, documents)
     if not text.strip():
-        raise InputError("the question is empty")
+        raise InputError("the question is empty (give a question, --file, or both)")
     gate_verdict = _gate(text) if args.gate else None
     if gate_verdict is not None and gate_verdict.unsafe:
         return _blocked(args, gate_verdict)
     assistant = open_assistant(args.assistant, endpoint=args.endpoint,
                                remote_model=args.model, n_threads=args.threads,
-                               n_gpu_layers=args.gpu_layers)
+                               n_gpu_layers=args.gpu_layers, num_ctx=args.num_ctx,
+                               persist=not args.incognito)
     try:
         if assistant.model.demo and not args.json:
             print(f"({DEMO_NOTICE})", file=sys.stderr)
         finished = _stream(assistant, args, text)
         backend = assistant.engine.backend_info().describe()
     finally:
-        assistant.close()
+        assistant.close()  # saves what was read (unless --incognito)
     answer = assistant.finish_answer(finished.answer)
     if args.json:
-        result = _result(assistant, answer, finished, gate_verdict)
+        result = _result(assistant, answer, finished, gate_verdict, documents)
         result["backend"] = backend  # e.g. "CPU · 2 threads" or "GPU 36/36 layers · ..."
         print(json.dumps(result, ensure_ascii=False, indent=2))
-    else:
+    elif not finished.cancelled:
         extra = answer[len(finished.answer):]  # the notice an assistant appends
         sys.stdout.write(extra + "\n")
-    return 0
+    _report_stop(finished, args)
+    return EXIT_INTERRUPTED if finished.cancelled else 0
 
 
 def _gate(text: str) -> Any:
     from app.assistants.gate import IntentGate
 
     gate = IntentGate.open()
+    bar = ReadingBar("intent-safety check")
     try:
-        return gate.check([], text)
+        with cancel_on_interrupt() as cancel:
+            return gate.check([], text, cancel=cancel, progress=bar.feed)
     finally:
+        bar.close()
         gate.close()
 
 
@@ -89,28 +119,60 @@ def _blocked(args: argparse.Namespace, verdict: Any) -> int:
 
 def _stream(assistant: Assistant, args: argparse.Namespace, text: str) -> Finished:
     overrides = {"num_predict": args.max_tokens} if args.max_tokens else None
-    events = assistant.stream([{"role": "user", "content": text}], system=args.system,
-                              params=overrides, think=False if args.no_think else None)
+    messages = [{"role": "user", "content": text}]
+    think = False if args.no_think else None
+    announce(assistant.estimate(messages, system=args.system, params=overrides, think=think))
+    with cancel_on_interrupt() as cancel:
+        return _print_events(assistant, args, messages, overrides, think, cancel)
+
+
+def _print_events(assistant: Assistant, args: argparse.Namespace,
+                  messages: list[dict[str, Any]], overrides: dict[str, Any] | None,
+                  think: bool | None, cancel: threading.Event) -> Finished:
+    events = assistant.stream(messages, system=args.system, params=overrides, think=think,
+                              cancel=cancel)
+    bar = ReadingBar()
     thinking_open = False
-    for event in events:
-        if isinstance(event, ThinkingDelta) and not (args.json or args.hide_thinking):
-            sys.stderr.write(event.text)
-            sys.stderr.flush()
-            thinking_open = True
-        elif isinstance(event, AnswerDelta) and not args.json:
-            if thinking_open:
-                sys.stderr.write("\n")
-                thinking_open = False
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-        elif isinstance(event, Finished):
-            return event
+    try:
+        for event in events:
+            bar.feed(event)
+            if isinstance(event, ThinkingDelta) and not (args.json or args.hide_thinking):
+                sys.stderr.write(event.text)
+                sys.stderr.flush()
+                thinking_open = True
+            elif isinstance(event, AnswerDelta) and not args.json:
+                if thinking_open:
+                    sys.stderr.write("\n")
+                    thinking_open = False
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Finished):
+                return event
+    finally:
+        bar.close()
     raise EngineError("the engine ended without a final event")
 
 
-def _result(assistant: Assistant, answer: str, finished: Finished,
-            verdict: Any) -> dict[str, Any]:
+def _report_stop(finished: Finished, args: argparse.Namespace) -> None:
+    """Nothing silent: a cut-off answer, dropped turns and a stopped reading are said."""
+    stats = finished.stats
+    if finished.cancelled and stats.prompt_read >= 0:
+        again = "" if args.incognito else "; run the same command again to continue from there"
+        print(f"\namicus: stopped while reading the prompt: {stats.prompt_read:,} of "
+              f"{stats.prompt_evaluated:,} tokens read{again}", file=sys.stderr)
+    elif finished.cancelled:
+        print("\namicus: stopped; the answer above is incomplete", file=sys.stderr)
+    elif finished.cut_off:
+        print(f"amicus: {finished.cut_off}", file=sys.stderr)
+
+
+def _result(assistant: Assistant, answer: str, finished: Finished, verdict: Any,
+            documents: list[Document]) -> dict[str, Any]:
     return {"assistant": assistant.name, "model": assistant.model.gguf.name,
             "demo": assistant.model.demo, "answer": answer, "thinking": finished.thinking,
+            "stop_reason": finished.stats.stop_reason, "cut_off": finished.cut_off,
+            "dropped_turns": finished.stats.dropped_turns,
+            "files": [{"name": d.name, "path": str(d.path), "kind": d.kind,
+                       "read_as": d.detail, "chars": d.chars} for d in documents],
             "stats": finished.stats.as_dict(),
             "gate": verdict.as_dict() if verdict is not None else None}
