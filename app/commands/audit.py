@@ -1,7 +1,9 @@
 """`amicus audit FILE.jsonl --frame F -o OUT.jsonl`: batch moral audit (seed 000 frames).
 
 Records have the moral_stories fields (situation, intention, action or moral_action /
-immoral_action, norm). Resumable: a rerun skips records the output already has.
+immoral_action, norm). A long story may sit in a file instead: `"file": "story.docx"`
+(relative to the JSONL's folder; .txt/.md/.docx/.pdf) supplies the situation, so the frame
+stays the seed's to the character. Resumable: a rerun skips records the output already has.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
@@ -20,6 +23,7 @@ from app.commands.batch import (
     finished_lines,
     run_batch,
 )
+from app.documents import DocumentError, record_document
 from app.engine.events import Finished
 
 
@@ -39,6 +43,8 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server")
     audit.add_argument("--model", help="the server's model name (with --endpoint)")
     audit.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    audit.add_argument("--num-ctx", type=int, metavar="N",
+                       help="context size in tokens (default: the Modelfile's num_ctx)")
     audit.set_defaults(handler=run_audit)
 
 
@@ -46,7 +52,8 @@ def run_audit(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
     done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
     assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads)
+                               remote_model=args.model, n_threads=args.threads,
+                               num_ctx=args.num_ctx)
     writer = ResultWriter(args.output)
     try:
         if assistant.model.demo:
@@ -65,14 +72,28 @@ def run_audit(args: argparse.Namespace) -> int:
 def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
                writer: ResultWriter) -> None:
     try:
-        prompt = render_frame(args.frame, record.data)
-    except FrameError as exc:
+        prompt = render_frame(args.frame, _with_file(record.data, args.file.parent))
+    except (FrameError, DocumentError) as exc:
         writer.reject(Rejected(record.line, str(exc), _raw(record)))
         return
     finished = _ask(assistant, prompt, think=False if args.no_think else None)
-    writer.write({"line": record.line, "id": record.data.get("ID", record.data.get("id")),
-                  "frame": args.frame, "prompt": prompt, "answer": finished.answer,
-                  "thinking": finished.thinking, "stats": finished.stats.as_dict()})
+    result = {"line": record.line, "id": record.data.get("ID", record.data.get("id")),
+              "frame": args.frame, "prompt": prompt, "answer": finished.answer,
+              "thinking": finished.thinking, "stop_reason": finished.stats.stop_reason,
+              "stats": finished.stats.as_dict()}
+    if "file" in record.data:
+        result["file"] = record.data["file"]
+    writer.write(result)
+
+
+def _with_file(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The record's fields, the situation read from its file when it names one."""
+    document = record_document(data, base)
+    if document is None:
+        return data
+    if str(data.get("situation") or "").strip():
+        raise FrameError('the record has both a "situation" and a "file"; give one')
+    return {**data, "situation": document.text}
 
 
 def _ask(assistant: Assistant, prompt: str, *, think: bool | None) -> Finished:

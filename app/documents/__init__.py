@@ -27,6 +27,7 @@ from app.documents.reader import (
     Document,
     read_document,
     read_documents,
+    record_document,
 )
 
 __all__ = [
@@ -41,5 +42,6 @@ __all__ = [
     "document_block",
     "read_document",
     "read_documents",
+    "record_document",
     "split_message",
 ]

@@ -9,9 +9,10 @@ context is decided later, when the prompt is built, with the token count in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from app.documents.errors import DocumentError, Unreadable
 
@@ -82,6 +83,20 @@ def read_document(path: Path | str) -> Document:
 def read_documents(paths: Iterable[Path | str]) -> list[Document]:
     """Several documents, in order; the first bad one raises."""
     return [read_document(path) for path in paths]
+
+
+FILE_FIELD = "file"
+
+
+def record_document(record: Mapping[str, Any], base: Path) -> Document | None:
+    """The document a batch record (`amicus audit`, `classify`) names in its "file" field,
+    a path relative to the batch file's folder (or absolute); None when it names none."""
+    if FILE_FIELD not in record:
+        return None
+    name = record[FILE_FIELD]
+    if not isinstance(name, str) or not name.strip():
+        raise DocumentError(f'"{FILE_FIELD}" must be a file name, not {name!r}')
+    return read_document(base / Path(name).expanduser())
 
 
 def _reader_for(path: Path) -> tuple[str, Callable[[Path], tuple[str, str]]]:

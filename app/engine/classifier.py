@@ -198,9 +198,10 @@ class Classifier:
     def _read(self, tokens: list[int], cancel: threading.Event | None,
               progress: Progress | None) -> list[float]:
         # One token is always read again: the pooled output is the last decoded token's.
-        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1)
-        if not self.keep_cache or not cut_cache(self._llm, keep):
-            keep = 0
+        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1) \
+            if self.keep_cache else 0
+        if not cut_cache(self._llm, keep):
+            keep = 0  # cut_cache cleared it
         self._cached = tokens[:keep]
         plan = ChunkPlan(READ_UBATCH, self._read_chunk)
         reading = read_chunks(tokens[keep:], self._decode_from(keep), plan, cancel)

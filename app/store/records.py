@@ -77,6 +77,8 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     blocked_probability: float | None = None
+    stop_reason: str | None = None  # the engine's StopReason for a reply (None: unknown)
+    dropped_turns: int | None = None  # earlier messages left out of the reply's context
 
     def figures(self, rate_unit: str = "tokens/s") -> list[str]:
         """What is known of how the reply was made: tokens, rate, seconds."""

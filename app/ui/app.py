@@ -107,6 +107,8 @@ def open_store(config: UIConfig) -> tuple[Store, tuple[str, str] | None]:
 def build_app(config: UIConfig) -> AmicusApp:
     store, problem = open_store(config)
     services = Services(store, open_assistant=real_assistant_opener(
-        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers),
+        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers,
+        num_ctx=config.num_ctx, persist=not store.incognito,  # incognito writes no KV state
+        kv_budget_bytes=config.kv_cache_mb * 1024 * 1024),
         open_gate=real_gate_opener(threads=config.threads))
     return AmicusApp(config, services, startup_problem=problem)

@@ -10,6 +10,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     endpoint = "http://127.0.0.1:11434"   # an OpenAI-compatible server instead of llama.cpp
     threads = 4                      # CPU threads (default: adapts to the load)
     gpu_layers = 0                   # layers offloaded to the GPU (default: all if possible)
+    kv_cache_mb = 4096               # disk budget for saved reading states (0: never save)
+
+    [num_ctx]                        # context size per assistant (default: its Modelfile's)
+    sentencing = 16384
 
     [keymap]                         # action id = "keys" (comma-separated alternatives)
     submit = "ctrl+s"
@@ -40,6 +44,7 @@ CONFIG_NAME = "config.toml"
 OnCancel = Literal["ask", "keep", "discard"]
 ON_CANCEL: tuple[str, ...] = ("ask", "keep", "discard")
 DEFAULT_THEME = "textual-dark"
+DEFAULT_KV_CACHE_MB = 4096
 LIGHT_THEME = "textual-light"
 
 
@@ -55,6 +60,8 @@ class UIConfig:
     endpoint: str | None = None
     threads: int | None = None
     gpu_layers: int | None = None
+    kv_cache_mb: int = DEFAULT_KV_CACHE_MB
+    num_ctx: dict[str, int] = field(default_factory=dict)  # per assistant, over the Modelfile
     keymap: dict[str, str] = field(default_factory=lambda: resolve({}))
     incognito: bool = False  # command line only: keep nothing on disk
     source: Path | None = None  # the file it was read from, if any
@@ -86,7 +93,8 @@ def _builtin_themes() -> set[str]:
 
 _FIELDS: dict[str, tuple[type, ...]] = {
     "theme": (str,), "on_cancel": (str,), "export_dir": (str,), "endpoint": (str,),
-    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,),
+    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "kv_cache_mb": (int,),
+    "num_ctx": (dict,),
 }
 
 
@@ -121,6 +129,8 @@ def _parse(data: dict[str, Any]) -> UIConfig:
         endpoint=data.get("endpoint") or None,
         threads=_positive("threads", data.get("threads")),
         gpu_layers=_gpu_layers(data.get("gpu_layers")),
+        kv_cache_mb=_at_least_zero("kv_cache_mb", data.get("kv_cache_mb", DEFAULT_KV_CACHE_MB)),
+        num_ctx=_num_ctx(data.get("num_ctx", {})),
         keymap=resolve(_keymap(data.get("keymap", {}))),
     )
 
@@ -146,6 +156,22 @@ def _positive(name: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
     return value
+
+
+def _at_least_zero(name: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def _num_ctx(table: dict[str, Any]) -> dict[str, int]:
+    """Tokens per assistant; whether a size fits the model and memory is checked when the
+    model loads (the app shows the estimate where num_ctx is chosen)."""
+    for name, value in table.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"num_ctx.{name} must be a positive number of tokens, "
+                             f"not {value!r}")
+    return dict(table)
 
 
 def _gpu_layers(value: int | None) -> int | None:

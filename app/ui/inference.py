@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable
 from textual.message import Message
 
 from app.engine.errors import EngineError
-from app.engine.events import AnswerDelta, Event, Finished, PromptStarted, ThinkingDelta
+from app.engine.events import (
+    AnswerDelta,
+    Event,
+    Finished,
+    PromptStarted,
+    ReadingProgress,
+    ThinkingDelta,
+)
 from app.errors import describe
 from app.ui.job import Job
 from app.ui.messages import (
@@ -20,6 +27,7 @@ from app.ui.messages import (
     GateVerdict,
     ModelLoading,
     PromptReading,
+    ReadingProgressed,
     StreamChunk,
     TurnAccepted,
     TurnFailed,
@@ -85,7 +93,9 @@ def pump(job: Job, events: Iterable[Event], post: Post,
 
     for event in events:
         if isinstance(event, PromptStarted):
-            post(PromptReading(job, event.prompt_tokens, event.evaluating))
+            post(PromptReading(job, event.prompt_tokens, event.evaluating, event.restored))
+        elif isinstance(event, ReadingProgress):
+            post(ReadingProgressed(job, event))
         elif isinstance(event, ThinkingDelta):
             thinking.append(event.text)
         elif isinstance(event, AnswerDelta):

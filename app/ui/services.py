@@ -8,7 +8,7 @@ their own `open_assistant` / `open_gate` (a FakeEngine, a fake gate) to the cons
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,14 +50,20 @@ class AssistantEntry:
 
 
 def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None,
-                          root: Path | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models)."""
+                          gpu_layers: int | None = None, root: Path | None = None,
+                          num_ctx: Mapping[str, int] | None = None, persist: bool = True,
+                          kv_budget_bytes: int | None = None) -> AssistantOpener:
+    """Loads installed assistants (from `root`, default the data directory's models), each
+    with its configured num_ctx (else its Modelfile's). `persist` False (incognito): no KV
+    state or reading rate is written to disk."""
+    sizes = dict(num_ctx or {})
+
     def opener(name: str) -> Assistant:
         from app.assistants.runtime import open_assistant
 
         return open_assistant(name, endpoint=endpoint, n_threads=threads,
-                              n_gpu_layers=gpu_layers, root=root)
+                              n_gpu_layers=gpu_layers, root=root, num_ctx=sizes.get(name),
+                              persist=persist, kv_budget_bytes=kv_budget_bytes)
 
     return opener
 

@@ -73,3 +73,24 @@ def test_a_failing_step_rolls_the_whole_upgrade_back(tmp_path):
     assert _indexes(conn) == set()  # v2 was rolled back with the broken v3
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchone() is None
     conn.close()
+
+
+def test_replies_keep_their_stop_reason_across_the_migration(tmp_path):
+    """A v2 database gains the stop-reason columns; old replies read as unknown (None)."""
+    path = tmp_path / "amicus.sqlite3"
+    _v1_database(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        migrate(conn, str(path), MIGRATIONS[:2])
+    with Store.open(path) as store:
+        [chat] = store.list_conversations()
+        [old] = store.messages(chat.id)
+        assert (old.stop_reason, old.dropped_turns) == (None, None)
+        reply = store.add_message(chat.id, "assistant", "", status="streaming")
+        reply = store.update_message(reply.id, content="判处有期徒刑", status="complete",
+                                     stop_reason="length", dropped_turns=4)
+    with Store.open(path) as store:
+        again = store.get_message(reply.id)
+        assert (again.stop_reason, again.dropped_turns) == ("length", 4)
+        cut = store.add_message(chat.id, "assistant", "…", stop_reason="context",
+                                dropped_turns=0)
+        assert store.get_message(cut.id).stop_reason == "context"

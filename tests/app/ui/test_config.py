@@ -59,6 +59,13 @@ export = "f10"
     assert config.source == _isolated_home / "config.toml"
 
 
+def test_context_sizes_per_assistant_and_the_state_budget(_isolated_home):
+    assert (UIConfig().num_ctx, UIConfig().kv_cache_mb) == ({}, 4096)
+    write_config(_isolated_home, "kv_cache_mb = 0\n[num_ctx]\nsentencing = 16384\n")
+    config = load_config()
+    assert config.num_ctx == {"sentencing": 16384} and config.kv_cache_mb == 0
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("colour = 'red'", "unknown setting 'colour'"),
     ("theme = 'purple-haze'", "theme 'purple-haze' is not a Textual theme"),
@@ -73,6 +80,9 @@ export = "f10"
     ("[keymap]\nsubmit = ''", "submit: no key given"),
     ("[keymap]\nsubmit = 'ctrl+n'", "'ctrl+n' is bound to both"),
     ("theme = ", "not valid TOML"),
+    ("kv_cache_mb = -1", "kv_cache_mb must be 0 or more"),
+    ("[num_ctx]\nsentencing = 0", "num_ctx.sentencing must be a positive number"),
+    ("[num_ctx]\nsentencing = '16k'", "num_ctx.sentencing must be a positive number"),
 ])
 def test_bad_configs_are_refused_with_the_reason(_isolated_home, text, message):
     write_config(_isolated_home, text)
