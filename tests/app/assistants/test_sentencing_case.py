@@ -56,5 +56,5 @@ def test_facts_from_a_file_that_cannot_be_read(tmp_path):
     from app.documents import DocumentError
 
     (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4 broken")
-    with pytest.raises(DocumentError, match="scan.pdf: is not a valid PDF"):
+    with pytest.raises(DocumentError, match=r"scan\.pdf: is not a valid PDF"):
         facts_from_file(tmp_path / "scan.pdf")

@@ -59,7 +59,7 @@ def test_a_cache_about_to_be_replaced_is_saved_first(models, store):
         read(engine, case())
         assert not store.entries()
         read(engine, [{"role": "user", "content": "Something else entirely."}])
-        [entry] = store.entries()  # the case's cache, saved before it was overwritten
+        assert len(store.entries()) == 1  # the case's cache, saved before it was overwritten
         started, _ = read(engine, case())
         assert started.restored > 600  # and back from disk for the case
         assert engine.estimate(case()).to_read == 1
