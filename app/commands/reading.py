@@ -49,8 +49,8 @@ def cancel_on_interrupt() -> Iterator[threading.Event]:
 
 def announce(estimate: PromptEstimate | None, what: str = "the prompt") -> None:
     """The before-sending line, for a long prompt."""
-    if estimate is None or estimate.to_read < LONG_PROMPT_TOKENS:
-        return
+    if estimate is None or not estimate.fits or estimate.to_read < LONG_PROMPT_TOKENS:
+        return  # (a prompt that does not fit is refused with its own line)
     line = f"amicus: reading {what}: {estimate.to_read:,} tokens to read, " \
            f"{estimate.describe()}"
     if estimate.tokens_per_second:
