@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
-from app.commands.reading import ReadingBar, announce, cancel_on_interrupt
+from app.commands.progress import ReadingBar, announce, cancel_on_interrupt
 from app.documents import Document, compose_message, read_documents
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta

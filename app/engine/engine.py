@@ -277,11 +277,14 @@ class Engine:
             return None
         if common_prefix(self._saved, cached) == len(cached):
             return None  # a state on disk holds it already
-        key = self._key()
-        if self._states.covers(key, cached):
-            return None
-        entry = self._states.save(key, cached, lambda path: save_state(self._llm, path),
-                                  state_size(self._llm), supersede=not self._recurrent)
+        try:
+            key = self._key()
+            if self._states.covers(key, cached):
+                return None
+            entry = self._states.save(key, cached, lambda path: save_state(self._llm, path),
+                                      state_size(self._llm), supersede=not self._recurrent)
+        except OSError:
+            return None  # a full or read-only disk: the state is not saved, nothing fails
         if entry is not None:
             self._saved = entry.tokens
         return entry

@@ -101,7 +101,7 @@ def read_chunks(tokens: Sequence[int], evaluate: Callable[[list[int], int], None
         read += len(chunk)
         rate = read / (now - started) if now > started else 0.0
         left = (len(tokens) - read) / rate if rate else 0.0
-        yield ReadingProgress(read, len(tokens), round(rate, 2), round(left, 2))
+        yield ReadingProgress(read, len(tokens), round(rate, 2), left)
     return read
 
 

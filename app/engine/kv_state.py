@@ -232,7 +232,7 @@ class KVStateStore:
             self.discard(entry)
 
 
-_HASHES = "model-hashes.json"
+_HASHES = "model-hashes.cache"  # JSON, but not "*.json": those are the states' records
 
 
 def model_key(store: KVStateStore, path: Path, sha256: str | None = None,

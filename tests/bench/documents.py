@@ -249,8 +249,8 @@ def run_phase(name: str, **kwargs: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- report
 
 
-def report(cold: dict[str, Any], written: dict[str, Any], restarted: dict[str, Any],
-           rss: list[dict[str, Any]], gate: dict[str, Any] | None) -> None:
+def report_reading(cold: dict[str, Any], written: dict[str, Any],
+                   restarted: dict[str, Any]) -> None:
     c, r = cold["cold"], cold["resend"]
     print(f"\n1. time to first token, cold: {c['ttft_ms'] / 1000:.2f} s "
           f"({c['prompt_tokens']:,} prompt tokens, all read, {c['chunks']} chunks)")
@@ -267,14 +267,18 @@ def report(cold: dict[str, Any], written: dict[str, Any], restarted: dict[str, A
     for lat in cold["latencies"]:
         print(f"   cancel -> finished {lat['latency_s']:.2f} s; longest chunk "
               f"{lat['chunk_s']:.2f} s, median {lat['median_chunk_s']:.2f} s")
+
+
+def report_rss(rss: list[dict[str, Any]]) -> None:
     print("5. peak RSS after reading the document, against the estimate before loading")
     print("   num_ctx   peak MB   estimate MB (full context)   estimate MB (tokens read)")
     for row in rss:
         print(f"   {row['n_ctx']:>7}   {row['peak_mb']:>7.0f}   {row['estimate_mb']:>10.0f} "
               f"({row['estimate_mb'] / row['peak_mb'] - 1:+.1%})          "
               f"{row['filled_mb']:>8.0f} ({row['filled_mb'] / row['peak_mb'] - 1:+.1%})")
-    if gate is None:
-        return
+
+
+def report_gate(gate: dict[str, Any]) -> None:
     print("6. intent-safety gate, time per check (synthetic Qwen3-0.6B-shaped classifier)")
     print("   turn   tokens   fresh ms (read)   kept cache ms (read)")
     for fresh, kept in zip(gate["fresh"], gate["kept"], strict=True):
@@ -293,6 +297,7 @@ def main() -> None:
     if args.phase:
         print(json.dumps(PHASES[args.phase](**json.loads(args.args))))
         return
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each part as done
     args.workdir.mkdir(parents=True, exist_ok=True)
     chat, classifier = ensure_models(args.workdir)
     model, states = str(chat), str(args.workdir / "kv-states")
@@ -300,9 +305,10 @@ def main() -> None:
     cold = run_phase("cold_cancel", model=model)
     written = run_phase("persist_write", model=model, states=states)
     restarted = run_phase("persist_read", model=model, states=states)
-    rss = [run_phase("rss", model=model, n_ctx=n) for n in (4096, 16384, 32768)]
-    gate = None if args.skip_gate else run_phase("gate", model=str(classifier))
-    report(cold, written, restarted, rss, gate)
+    report_reading(cold, written, restarted)
+    report_rss([run_phase("rss", model=model, n_ctx=n) for n in (4096, 16384, 32768)])
+    if not args.skip_gate:
+        report_gate(run_phase("gate", model=str(classifier)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from app.assistants.runtime import Assistant
-from app.commands import reading as reading_module
+from app.commands import progress as reading_module
 from app.engine.events import ReadingProgress
 from tests.app.commands.conftest import run
 from tests.app.documents.fixtures import write_docx, write_pdf

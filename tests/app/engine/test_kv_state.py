@@ -220,3 +220,20 @@ def test_a_longer_state_supersedes_its_prefixes(tmp_path):
     assert store.size_for("m", [*short, 1, 2, 3]) == 10
     store.save("m", [*short, 9], writer(10), 10, supersede=False)  # recurrent: both kept
     assert len(store.entries()) == 2
+
+
+def test_the_checksum_memo_survives_listing_states(models, store):
+    key = model_key(store, models.qwen3)
+    store.entries()
+    assert (store.directory / "model-hashes.cache").is_file()
+    assert model_key(store, models.qwen3) == key
+
+
+def test_a_state_that_cannot_be_written_fails_nothing(models, store, monkeypatch):
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "save", full_disk)
+    with Engine.load(models.qwen3, n_ctx=2048, states=store) as engine:
+        read(engine, case())
+        assert engine.save_state() is None
