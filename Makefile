@@ -77,6 +77,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python tests/bench/convert.py
 	$(BIN)/python tests/bench/engine.py
 	@if [ -f tests/bench/startup.py ]; then $(BIN)/python tests/bench/startup.py; fi
+	$(BIN)/python tests/bench/store.py
+	$(BIN)/python tests/bench/servers.py
 
 # Offline bundle for clinic laptops (packaging/README.md): one archive with every wheel,
 # the named installed models, SHA256SUMS and the installers. BUNDLE_ARGS passes options on,

@@ -3,17 +3,19 @@
 For each: its name, its kind (a chat assistant, or the classifier that gates the others),
 where its real weights come from (its recipe, for `amicus convert ASSISTANT`), the
 random-weight stand-in `amicus demo` builds for it, the Modelfile Amicus ships for it, its
-structured form in the app, and what it adds to every answer. The order is the picker's.
+structured form in the app, what it adds to every answer, and how its conversations are
+titled. The order is the picker's.
 Everything else (the command line, the app, the demo, the bundle) reads this catalog.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from app.assistants import moral_frames, sentencing_case
 from app.assistants.sentencing_case import with_notice
 from app.paths import modelfiles_dir
 from converters.errors import InputError
@@ -35,6 +37,9 @@ class AssistantSpec:
     stand_in: str  # the builder in converters.synthetic.demo.STAND_INS
     form: Form | None = None  # the structured prompt form the app offers (F5)
     finish: Callable[[str], str] = _as_written  # what every stored and shown answer becomes
+    # The parts of a conversation's title read from its first prompt (None: the prompt is
+    # not in the assistant's structured form; the title is then its first line).
+    title_from: Callable[[str], Sequence[str] | None] | None = None
 
     @property
     def is_chat(self) -> bool:
@@ -56,7 +61,7 @@ CATALOG: tuple[AssistantSpec, ...] = (
                base="ertghiu256/Qwen3-4B-distill-deepseek-opus-gemini",
                modelfile="moral-audit",
                note="Qwen3-4B distill + QLoRA (r=8, alpha=8) on moral_stories (seed 000)."),
-        stand_in="qwen3_lora", form="moral_frames"),
+        stand_in="qwen3_lora", form="moral_frames", title_from=moral_frames.title_parts),
     AssistantSpec(
         "civic-qa", "chat",
         Recipe(model="YuYu1015/YuYu1015-Qwen3.5-0.8B-TW-CivicAligned-v1",
@@ -72,7 +77,8 @@ CATALOG: tuple[AssistantSpec, ...] = (
                      "(demonbyron/qwen3-4b-CriminalLaw-cn:q4): import that with `amicus "
                      "models import-ollama`, or pass a local checkpoint or adapter with "
                      "--base DIR.")),
-        stand_in="qwen3_instruct_rslora", form="sentencing_case", finish=with_notice),
+        stand_in="qwen3_instruct_rslora", form="sentencing_case", finish=with_notice,
+        title_from=sentencing_case.title_parts),
     AssistantSpec(
         "general", "chat",
         Recipe(model="kmseong/llama2_7b_chat-MBPP-FT-lr5e-5", base=None, modelfile="general",

@@ -7,6 +7,8 @@ The model was trained on `LabHC/moral_stories` rewritten into exactly these four
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -79,3 +81,35 @@ def render_frame(frame_id: str, record: Mapping[str, object]) -> str:
     if frame_id not in FRAMES:
         raise FrameError(f"unknown frame {frame_id!r}; choose from {', '.join(FRAMES)}")
     return FRAMES[frame_id].template.format(**frame_fields(frame_id, record))
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A regex that matches what `template` renders, capturing each placeholder."""
+    parts = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name:
+            parts.append(f"(?P<{name}>.*?)")
+    return re.compile("".join(parts), re.DOTALL)
+
+
+_PATTERNS = {frame_id: _pattern(frame.template) for frame_id, frame in FRAMES.items()}
+
+
+def parse_frame(prompt: str) -> tuple[str, dict[str, str]] | None:
+    """Which frame rendered `prompt`, and the values it was filled with (None: none did)."""
+    for frame_id, pattern in _PATTERNS.items():
+        match = pattern.fullmatch(prompt.strip())
+        if match:
+            return frame_id, {name: value.strip() for name, value in match.groupdict().items()}
+    return None
+
+
+def title_parts(prompt: str) -> list[str] | None:
+    """A moral-audit conversation's title from its first prompt: the frame and the
+    situation, e.g. ["Action", "Mike found a wallet..."] (None: not a framed prompt)."""
+    parsed = parse_frame(prompt)
+    if parsed is None:
+        return None
+    frame_id, values = parsed
+    return [frame_id.capitalize(), " ".join(values["situation"].split())]

@@ -3,7 +3,8 @@ Modelfile (chat assistants) and manifest.json (sources, checksums, demo flag).
 
 Checksums are verified on request (`amicus models verify`), since hashing gigabytes takes
 seconds; the result is remembered next to the manifest together with each file's size and
-modification time, so `amicus models list` can show it without re-reading the files.
+modification time, so `amicus models list` can show it without re-reading the files, and a
+model whose verification FAILED is not loaded unless the user says so (`check_verified`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,29 @@ from converters.errors import InputError
 from converters.outputs.manifest import MANIFEST_NAME, sha256_file
 
 VERIFIED_NAME = ".verified.json"
+FAILED = "FAILED"  # the checksum status of a model whose files did not match its manifest
 
 
 class NotInstalledError(InputError):
     """No installed model of that name, or one that cannot serve as asked."""
 
     title = "The assistant is not available"
+
+
+class UnverifiedModelError(InputError):
+    """The model's last verification FAILED: it is not loaded unless the user says so
+    (`--allow-unverified`; in the app, "use anyway"). `model` and `problems` let the app's
+    dialog offer to verify again, remove it, or use it anyway."""
+
+    title = "The model failed verification"
+
+    def __init__(self, model: InstalledModel) -> None:
+        self.model = model
+        self.problems = model.verification_problems()
+        detail = "; ".join(self.problems) or "checksums differ from the manifest"
+        super().__init__(f"{model.name}: verification FAILED ({detail}); verify it again "
+                         f"(`amicus models verify {model.name}`), remove it, or pass "
+                         "--allow-unverified to use it anyway")
 
 
 
@@ -79,7 +97,13 @@ class InstalledModel:
             seen = record.get(output["file"])
             if not path.exists() or seen != _fingerprint(path):
                 return "changed"
-        return "verified" if record.get("ok") else "FAILED"
+        return "verified" if record.get("ok") else FAILED
+
+    def verification_problems(self) -> list[str]:
+        """What the last verification found wrong (empty if it passed or never ran)."""
+        record = _read_json(self.directory / VERIFIED_NAME) or {}
+        problems = record.get("problems")
+        return [str(p) for p in problems] if isinstance(problems, list) else []
 
 
 def human_size(n: int) -> str:
@@ -143,8 +167,20 @@ def verify_model(model: InstalledModel) -> list[str]:
                             "tampered)")
         record[output["file"]] = _fingerprint(path)
     record["ok"] = not problems
+    record["problems"] = problems
     (model.directory / VERIFIED_NAME).write_text(json.dumps(record), encoding="utf-8")
     return problems
+
+
+def check_verified(model: InstalledModel, *, allow_unverified: bool = False) -> bool:
+    """Refuse a model whose verification FAILED (UnverifiedModelError) unless allowed;
+    returns whether it is being used anyway (recorded in every answer's provenance). A
+    model never verified, or changed since, loads: its provenance says so."""
+    if model.checksum_status() != FAILED:
+        return False
+    if not allow_unverified:
+        raise UnverifiedModelError(model)
+    return True
 
 
 def remove_model(model: InstalledModel) -> None:

@@ -1,5 +1,6 @@
 """An installed assistant, ready to chat: its profile (from its Modelfile) and an engine
-(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint).
+(the embedded llama.cpp one, or an OpenAI-compatible server given with --endpoint, through
+the shared ServerClient).
 
 The command line and the terminal app both open assistants through here, so prompts,
 sampling and the notices an assistant adds are the same wherever it is used.
@@ -11,15 +12,24 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.assistants.catalog import finish_answer, spec_of
 from app.assistants.profiles import AssistantProfile, load_profile
-from app.assistants.registry import InstalledModel, NotInstalledError, find_model
+from app.assistants.registry import (
+    InstalledModel,
+    NotInstalledError,
+    check_verified,
+    find_model,
+)
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
 from app.engine.reading import PromptEstimate
+from app.store.provenance import Provenance
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
 
@@ -29,6 +39,7 @@ class Assistant:
     model: InstalledModel
     profile: AssistantProfile
     engine: ChatEngine
+    used_anyway: bool = False  # loaded although its verification FAILED (the user chose)
 
     @property
     def name(self) -> str:
@@ -64,6 +75,15 @@ class Assistant:
             params=self.params(params), think=think)
         return result
 
+    def provenance(self, *, system: str | None = None, params: dict[str, Any] | None = None,
+                   think: bool | None = None, threads: int | None = None) -> Provenance:
+        """The record of what produces an answer of `stream(..., system=, params=, think=)`
+        (`threads`: the count the generation used, from its Finished stats)."""
+        from app.assistants.provenance import assistant_provenance
+
+        return assistant_provenance(self, system=system, params=params, think=think,
+                                    threads=threads)
+
     def finish_answer(self, answer: str) -> str:
         """The answer as shown and stored (the catalog's post-processing: sentencing
         answers carry the not-legal-advice notice, whatever the model wrote)."""
@@ -98,28 +118,39 @@ def model_sha256(model: InstalledModel) -> str | None:
     return None
 
 
-def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str | None = None,
+def open_assistant(name: str, *, server: ServerTarget | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
-                   root: Path | None = None, num_ctx: int | None = None,
-                   persist: bool = True, kv_budget_bytes: int | None = None,
-                   available_memory: int | None = None,
+                   root: Path | None = None, allow_unverified: bool = False,
+                   num_ctx: int | None = None, persist: bool = True,
+                   kv_budget_bytes: int | None = None, available_memory: int | None = None,
                    read_chunk: int | None = None) -> Assistant:
-    """Load an installed assistant (the model stays mapped until `close`).
+    """Load an installed assistant (the model stays mapped until `close`), or, with
+    `server`, chat through that server (the installed Modelfile still gives the prompts).
+
+    A model whose verification FAILED is refused (UnverifiedModelError) unless
+    `allow_unverified`, which its answers' provenance then records. The server is asked for
+    `server.model`, by default the assistant's own name (what `ollama create NAME -f
+    Modelfile` installs it as).
 
     `num_ctx`: the context for this session (default: the Modelfile's num_ctx); refused
-    when over the model's trained context or when the memory estimate exceeds what is
-    available. `persist`: save and restore KV states and remember reading rates in the
-    data directory (False for incognito: nothing is written). `kv_budget_bytes`: the disk
-    budget of saved states (default 4 GiB)."""
+    (embedded engine) when over the model's trained context or when the memory estimate
+    exceeds what is available (`available_memory`, default: measured now). `persist`: save
+    and restore KV states and remember reading rates in the data directory (False for
+    incognito: nothing is written). `kv_budget_bytes`: the disk budget of saved states
+    (default 4 GiB). `read_chunk`: a fixed prompt chunk in tokens (tests)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
+    used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
     n_ctx = num_ctx or profile.n_ctx
-    if endpoint:
+    if server is not None:
+        from app.assistants.server import server_model_name
         from app.engine.openai_backend import OpenAIBackend
 
-        engine: ChatEngine = OpenAIBackend(endpoint, model=remote_model, n_ctx=n_ctx)
+        engine: ChatEngine = OpenAIBackend(server.client(),
+                                           model=server.model or server_model_name(name),
+                                           n_ctx=n_ctx)
     else:
         from app.engine import Engine
         from app.engine.kv_state import KVStateStore
@@ -131,4 +162,4 @@ def open_assistant(name: str, *, endpoint: str | None = None, remote_model: str 
             states=KVStateStore.default(kv_budget_bytes) if persist else None,
             rates=ReadingRates.default() if persist else ReadingRates(None),
             model_sha256=model_sha256(model), read_chunk=read_chunk)
-    return Assistant(model, profile, engine)
+    return Assistant(model, profile, engine, used_anyway=used_anyway)

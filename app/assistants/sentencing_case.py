@@ -8,6 +8,7 @@ answer carries a not-legal-advice notice, appended by the app, never left to the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -58,6 +59,51 @@ def render_case(case: SentencingCase) -> str:
         if value:
             lines.append(f"【{SECTION_TITLES[field.name]}】{value}")
     return "\n".join(lines)
+
+
+_SECTION = re.compile(r"^【(?P<title>[^】]+)】(?P<value>.*)$")
+_FIELD_BY_TITLE = {title: name for name, title in SECTION_TITLES.items()}
+# The defendant as judgments name them: anonymised (张某, 欧阳某某, 王某甲, 李XX) or in full,
+# then a word that ends the name (于, 在, 因, punctuation...).
+_DEFENDANT = re.compile(
+    r"被告人[\s:：]*(?P<name>[\u4e00-\u9fff]{1,2}?某{1,2}[甲乙丙丁]?"
+    r"|[\u4e00-\u9fff][XＸ×*＊]{1,3}"
+    r"|[\u4e00-\u9fff]{2,3}?(?=[于在因系将与和等以、，。,;；:：（(\s]))")
+
+
+def parse_case(prompt: str) -> SentencingCase | None:
+    """The case a prompt rendered by `render_case` holds (None: not such a prompt): each
+    【section】 runs until the next one."""
+    values: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in prompt.splitlines():
+        match = _SECTION.match(line.strip())
+        if match and match["title"] in _FIELD_BY_TITLE:
+            current = values.setdefault(_FIELD_BY_TITLE[match["title"]], [])
+            current.append(match["value"])
+        elif current is not None:
+            current.append(line)
+    texts = {name: "\n".join(lines).strip() for name, lines in values.items()}
+    if not texts.get("charges"):
+        return None
+    return SentencingCase(**{"facts": "", **texts})
+
+
+def defendant(case: SentencingCase) -> str | None:
+    """The first defendant the facts name ("被告人张某于..." -> "张某"), if any."""
+    match = _DEFENDANT.search(case.facts)
+    return match["name"] if match else None
+
+
+def title_parts(prompt: str) -> list[str] | None:
+    """A sentencing conversation's title from its first prompt: the charge and the
+    defendant, e.g. ["盗窃罪", "张某"] (None: the prompt is not a case)."""
+    case = parse_case(prompt)
+    if case is None:
+        return None
+    name = defendant(case)
+    charges = " ".join(case.charges.split())
+    return [charges, name] if name else [charges]
 
 
 def with_notice(answer: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
 from app.commands.progress import ReadingBar, announce, cancel_on_interrupt
+from app.commands.servers import add_api_argument, add_server_arguments, server_target
 from app.documents import Document, compose_message, read_documents
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
@@ -52,41 +53,59 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--endpoint", metavar="URL",
                      help="an OpenAI-compatible server (Ollama, llama.cpp server, vLLM) "
                           "instead of the embedded engine")
-    ask.add_argument("--model", help="the server's model name (with --endpoint)")
+    ask.add_argument("--model", help="the server's model name (with --endpoint; default: "
+                                     "the assistant's name)")
+    ask.add_argument("--gate-endpoint", metavar="URL",
+                     help="run the --gate classifier on this server (vLLM's /classify or "
+                          "llama.cpp's server's /rerank) instead of the embedded engine")
+    add_api_argument(ask, "--gate-api")
+    add_server_arguments(ask)
     ask.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
     ask.add_argument("--gpu-layers", type=int, metavar="N",
                      help="layers to offload (default: all when the build has a GPU "
                           "backend; 0 forces the CPU)")
-    ask.add_argument("--json", action="store_true", help="print one JSON result instead")
+    ask.add_argument("--allow-unverified", action="store_true",
+                     help="use a model whose verification FAILED (recorded in the result)")
+    ask.add_argument("--json", action="store_true",
+                     help="print one JSON result instead (with the answer's provenance)")
     ask.set_defaults(handler=run_ask)
 
 
 def run_ask(args: argparse.Namespace) -> int:
     if args.num_ctx is not None and args.num_ctx < 1:
         raise InputError(f"--num-ctx must be a positive number of tokens, not {args.num_ctx}")
+    if args.gate_endpoint and not args.gate:
+        raise InputError("--gate-endpoint needs --gate")
     documents = read_documents(args.file)  # a bad file stops here, before any model loads
     question = sys.stdin.read() if args.text == "-" else args.text
     text = compose_message(question, documents)
     if not text.strip():
         raise InputError("the question is empty (give a question, --file, or both)")
-    gate_verdict = _gate(text) if args.gate else None
+    gate_verdict, gate_record = _gate(args, text) if args.gate else (None, None)
     if gate_verdict is not None and gate_verdict.unsafe:
-        return _blocked(args, gate_verdict)
-    assistant = open_assistant(args.assistant, endpoint=args.endpoint,
-                               remote_model=args.model, n_threads=args.threads,
-                               n_gpu_layers=args.gpu_layers, num_ctx=args.num_ctx,
+        return _blocked(args, gate_verdict, gate_record)
+    assistant = open_assistant(args.assistant,
+                               server=server_target(args, args.endpoint, model=args.model),
+                               n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                               allow_unverified=args.allow_unverified, num_ctx=args.num_ctx,
                                persist=not args.incognito)
     try:
         if assistant.model.demo and not args.json:
             print(f"({DEMO_NOTICE})", file=sys.stderr)
+        if assistant.used_anyway and not args.json:
+            print(f"(warning: {assistant.name} failed verification; used anyway)",
+                  file=sys.stderr)
         finished = _stream(assistant, args, text)
         backend = assistant.engine.backend_info().describe()
+        provenance = assistant.provenance(system=args.system, params=_overrides(args),
+                                          think=_think(args), threads=finished.stats.threads)
     finally:
         assistant.close()  # saves what was read (unless --incognito)
     answer = assistant.finish_answer(finished.answer)
     if args.json:
-        result = _result(assistant, answer, finished, gate_verdict, documents)
+        result = _result(assistant, answer, finished, gate_record, documents)
         result["backend"] = backend  # e.g. "CPU · 2 threads" or "GPU 36/36 layers · ..."
+        result["provenance"] = provenance.as_dict()
         print(json.dumps(result, ensure_ascii=False, indent=2))
     elif not finished.cancelled:
         extra = answer[len(finished.answer):]  # the notice an assistant appends
@@ -95,42 +114,55 @@ def run_ask(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if finished.cancelled else 0
 
 
-def _gate(text: str) -> Any:
+def _gate(args: argparse.Namespace, text: str) -> tuple[Any, dict[str, Any]]:
+    """The gate's verdict, and its record for --json (with the classifier's provenance).
+    The embedded classifier shows its reading on stderr; Ctrl-C stops it (exit 130)."""
     from app.assistants.gate import IntentGate
 
-    gate = IntentGate.open()
+    gate = IntentGate.open(server=server_target(args, args.gate_endpoint, api=args.gate_api),
+                           allow_unverified=args.allow_unverified)
     bar = ReadingBar("intent-safety check")
     try:
         with cancel_on_interrupt() as cancel:
-            return gate.check([], text, cancel=cancel, progress=bar.feed)
+            verdict = gate.check([], text, cancel=cancel, progress=bar.feed)
+        provenance = gate.provenance()
     finally:
         bar.close()
         gate.close()
+    record = {**verdict.as_dict(),
+              "provenance": provenance.as_dict() if provenance is not None else None}
+    return verdict, record
 
 
-def _blocked(args: argparse.Namespace, verdict: Any) -> int:
+def _blocked(args: argparse.Namespace, verdict: Any, record: dict[str, Any] | None) -> int:
     if args.json:
-        print(json.dumps({"assistant": args.assistant, "blocked": True,
-                          "gate": verdict.as_dict()}, ensure_ascii=False, indent=2))
+        print(json.dumps({"assistant": args.assistant, "blocked": True, "gate": record},
+                         ensure_ascii=False, indent=2))
     print(f"amicus: blocked by the intent-safety gate (p_unsafe={verdict.prob_unsafe:.3f} >= "
           f"{verdict.threshold})", file=sys.stderr)
     return EXIT_BLOCKED
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any] | None:
+    return {"num_predict": args.max_tokens} if args.max_tokens else None
+
+
+def _think(args: argparse.Namespace) -> bool | None:
+    return False if args.no_think else None
+
+
 def _stream(assistant: Assistant, args: argparse.Namespace, text: str) -> Finished:
-    overrides = {"num_predict": args.max_tokens} if args.max_tokens else None
     messages = [{"role": "user", "content": text}]
-    think = False if args.no_think else None
-    announce(assistant.estimate(messages, system=args.system, params=overrides, think=think))
+    announce(assistant.estimate(messages, system=args.system, params=_overrides(args),
+                                think=_think(args)))
     with cancel_on_interrupt() as cancel:
-        return _print_events(assistant, args, messages, overrides, think, cancel)
+        return _print_events(assistant, args, messages, cancel)
 
 
 def _print_events(assistant: Assistant, args: argparse.Namespace,
-                  messages: list[dict[str, Any]], overrides: dict[str, Any] | None,
-                  think: bool | None, cancel: threading.Event) -> Finished:
-    events = assistant.stream(messages, system=args.system, params=overrides, think=think,
-                              cancel=cancel)
+                  messages: list[dict[str, Any]], cancel: threading.Event) -> Finished:
+    events = assistant.stream(messages, system=args.system, params=_overrides(args),
+                              think=_think(args), cancel=cancel)
     bar = ReadingBar()
     thinking_open = False
     try:
@@ -154,7 +186,7 @@ def _print_events(assistant: Assistant, args: argparse.Namespace,
 
 
 def _report_stop(finished: Finished, args: argparse.Namespace) -> None:
-    """Nothing silent: a cut-off answer, dropped turns and a stopped reading are said."""
+    """Nothing silent: a cut-off answer and a stopped reading are said."""
     stats = finished.stats
     if finished.cancelled and stats.prompt_read >= 0:
         again = "" if args.incognito else "; run the same command again to continue from there"
@@ -166,8 +198,8 @@ def _report_stop(finished: Finished, args: argparse.Namespace) -> None:
         print(f"amicus: {finished.cut_off}", file=sys.stderr)
 
 
-def _result(assistant: Assistant, answer: str, finished: Finished, verdict: Any,
-            documents: list[Document]) -> dict[str, Any]:
+def _result(assistant: Assistant, answer: str, finished: Finished,
+            gate: dict[str, Any] | None, documents: list[Document]) -> dict[str, Any]:
     return {"assistant": assistant.name, "model": assistant.model.gguf.name,
             "demo": assistant.model.demo, "answer": answer, "thinking": finished.thinking,
             "stop_reason": finished.stats.stop_reason, "cut_off": finished.cut_off,
@@ -175,4 +207,4 @@ def _result(assistant: Assistant, answer: str, finished: Finished, verdict: Any,
             "files": [{"name": d.name, "path": str(d.path), "kind": d.kind,
                        "read_as": d.detail, "chars": d.chars} for d in documents],
             "stats": finished.stats.as_dict(),
-            "gate": verdict.as_dict() if verdict is not None else None}
+            "gate": gate}

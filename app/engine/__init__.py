@@ -13,8 +13,11 @@ budget), `output` (stop strings, think split), `memory` (the memory estimate and
 checks, from the GGUF before loading), `kv_state` (KV caches saved on disk), `reading`
 (prompt estimates, measured reading rates), `threads` (the thread policy), `classifier`
 (intent-safety, seed 002), `fake` (scripted stand-in), `events`, `params`, `errors`,
-`backend`, `protocol`, `prefix`. The heavy names (Engine, Classifier) are imported on
-first use, so light users (the fake, the OpenAI-compatible backend) do not load llama.cpp.
+`backend`, `protocol`, `prefix`; for servers: `server_client` (the one HTTP client: key,
+https, retries, timeout, cancel), `credentials` (where the API key comes from),
+`openai_backend` (chat on an OpenAI-compatible server), `remote_classifier` (intent-safety
+on vLLM or llama.cpp's server). The heavy names (Engine, Classifier) are imported on first
+use, so light users (the fake, the OpenAI-compatible backend) do not load llama.cpp.
 """
 
 from __future__ import annotations

@@ -42,6 +42,17 @@ class ReadingProgress:
     def fraction(self) -> float:
         return self.read / self.total if self.total else 1.0
 
+    def describe(self) -> str:
+        """For a status line: "1,024 of 3,000 tokens · 45 tokens/s · about 43 s left"."""
+        from app.engine.reading import duration
+
+        line = f"{self.read:,} of {self.total:,} tokens"
+        if self.tokens_per_second > 0:
+            line += f" · {self.tokens_per_second:.0f} tokens/s"
+        if self.read < self.total and self.seconds_left >= 1:
+            line += f" · about {duration(self.seconds_left)} left"
+        return line
+
 
 @dataclass(frozen=True)
 class ThinkingDelta:

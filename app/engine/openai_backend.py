@@ -10,9 +10,9 @@ constructing a backend opens no connection, and the endpoint is whatever the use
 loopback or not (a server on the clinic's network is theirs to choose). `is_local` tells the
 UI whether answers come from this machine.
 
-Standard library only (http.client and a small SSE reader): no new run-time dependency, and
-unlike urllib, http.client never routes through an HTTP(S)_PROXY from the environment, so a
-loopback endpoint stays on loopback.
+Requests go through the shared `ServerClient` (app.engine.server_client): API key, https
+verification, retries on dropped connections / 429 / 5xx and the timeout are the same as for
+classification and every batch. The answer is read with a small SSE reader.
 
 What a remote server does not tell us, reported as 0 ("unknown"):
 - PromptStarted: prompt_tokens, evaluating, dropped_turns and threads are all 0. The server
@@ -27,6 +27,9 @@ What a remote server does not tell us, reported as 0 ("unknown"):
   prompt_ms is measured here (request sent -> first streamed chunk), generation_ms from
   then to the end.
 
+A server or gateway that does not stream and answers one JSON completion (`message`
+instead of `delta`) is read the same way, as a single chunk.
+
 Thinking: `reasoning_content` (llama.cpp server, vLLM), `reasoning` (newer vLLM, Ollama's
 OpenAI layer) and `thinking` (Ollama) arrive as ThinkingDelta; `<think>...</think>` written
 inline in `content` is split by the same parser as the embedded engine. (Not handled: a
@@ -34,30 +37,25 @@ template that pre-fills `<think>` on a server that does not split reasoning itse
 prompt is rendered over there, so its thinking would read as answer.)
 Stop strings are sent to the server and also matched here on the answer text, so they
 never reach the caller even from a server that ignores them; a local match ends the stream.
-Cancel: checked before every chunk, and a watcher shuts the socket down at once when the
+Cancel: checked before every chunk, and the client shuts the socket down at once when the
 server is silent (reading a long prompt), so a cancel lands within one chunk either way.
 Closing the connection is how a client cancels: llama.cpp's server, vLLM and Ollama then
 abort the generation; llama-cpp-python's server finishes it first (its next answer waits).
-Errors are EndpointError (an EngineError), one line each: unreachable server, HTTP status
-with the server's own message, a broken-off stream, a timeout.
+Errors are EndpointError (an EngineError), one line each: unreachable server, untrusted
+certificate, HTTP status with the server's own message, a broken-off stream, a timeout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import ipaddress
 import json
-import socket
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from app.engine.backend import BackendInfo
-from app.engine.errors import EngineError
 from app.engine.events import (
     AnswerDelta,
     Event,
@@ -71,59 +69,23 @@ from app.engine.events import (
 from app.engine.messages import with_system
 from app.engine.output import OutputParser, Texts, ThinkSplitter
 from app.engine.params import DEFAULT_NUM_CTX, GenerationParams
+from app.engine.server_client import (
+    DEFAULT_TIMEOUT_S,
+    Endpoint,
+    EndpointError,
+    Exchange,
+    RequestCancelled,
+    ServerClient,
+    ServerOptions,
+    error_message,
+)
 
-DEFAULT_TIMEOUT_S = 300.0  # a CPU server may read a long prompt for minutes before answering
-_CANCEL_POLL_S = 0.05
+__all__ = ["DEFAULT_TIMEOUT_S", "Endpoint", "EndpointError", "OpenAIBackend",
+           "RemoteBackendInfo", "chat_messages", "openai_sampling", "sse_data"]
+
 _REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
-_MAX_ERROR_CHARS = 300
 
 Delta = AnswerDelta | ThinkingDelta
-
-
-class EndpointError(EngineError):
-    """The server could not be reached, refused the request, or broke off the stream."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A server's base URL, normalised: `http://host:8080`, `.../v1` and `.../v1/` all name
-    the same server; a path prefix before `/v1` (a reverse proxy) is kept."""
-
-    scheme: str
-    host: str
-    port: int
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> Endpoint:
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EndpointError(f"not an http(s) server address: {url!r} "
-                                "(expected e.g. http://127.0.0.1:8080)")
-        prefix = parts.path.rstrip("/")
-        prefix = prefix.removesuffix("/v1")
-        default_port = 443 if parts.scheme == "https" else 80
-        try:
-            port = parts.port or default_port
-        except ValueError as exc:
-            raise EndpointError(f"bad port in server address {url!r}") from exc
-        return cls(parts.scheme, parts.hostname, port, prefix)
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}{self.prefix}/v1"
-
-    @property
-    def is_local(self) -> bool:
-        """Loopback by address or as `localhost`; other names are not resolved (that would
-        already be network use), so they count as remote."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
 
 
 class RemoteBackendInfo(BackendInfo):
@@ -136,23 +98,34 @@ class RemoteBackendInfo(BackendInfo):
 class OpenAIBackend:
     """A ChatEngine (see app.engine.protocol) that streams from `{endpoint}/v1/chat/completions`.
 
+    `server`: a URL or a ServerClient (shared settings: key, certificates, retries).
     `model`: sent as the request's model (Ollama needs it; single-model servers such as
-    llama.cpp's ignore or default it); None leaves it out. `api_key`: sent as a bearer token.
-    `timeout`: seconds to connect and to wait for each piece of the answer. `n_ctx`: the
-    context size the caller plans with (the Modelfile's num_ctx); the server enforces its
-    own and answers an error when a conversation does not fit."""
+    llama.cpp's ignore or default it); None leaves it out. `options` (with a URL): the
+    client's settings; `timeout` overrides theirs: seconds to connect and to wait for each
+    piece of the answer. `n_ctx`: the context size the caller plans with (the Modelfile's
+    num_ctx); the server enforces its own and answers an error when a conversation does not
+    fit."""
 
-    def __init__(self, endpoint: str, model: str | None = None, api_key: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, *, n_ctx: int = DEFAULT_NUM_CTX) -> None:
-        self.endpoint = Endpoint.parse(endpoint)
+    def __init__(self, server: str | ServerClient, model: str | None = None, *,
+                 options: ServerOptions | None = None, timeout: float | None = None,
+                 n_ctx: int = DEFAULT_NUM_CTX) -> None:
+        if isinstance(server, str):
+            options = options or ServerOptions()
+            if timeout is not None:
+                options = replace(options, timeout=timeout)
+            server = ServerClient(server, options)
+        self.client = server
+        self.endpoint = server.endpoint
         self.model = model
-        self._api_key = api_key
-        self.timeout = timeout
         self._n_ctx = n_ctx
 
     @property
     def n_ctx(self) -> int:
         return self._n_ctx
+
+    @property
+    def timeout(self) -> float:
+        return self.client.timeout
 
     @property
     def is_local(self) -> bool:
@@ -168,18 +141,7 @@ class OpenAIBackend:
 
     def list_models(self) -> list[str]:
         """The model ids the server offers (GET /v1/models)."""
-        url = self.endpoint.url
-        conn, _ = self._send("GET", "/models", None)
-        try:
-            try:
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                raise EndpointError(_lost_message(exc, url, self.timeout)) from exc
-            with response:
-                _check_status(response, url)
-                body = _read_json(response, url)
-        finally:
-            conn.close()
+        body = self.client.get_json("/v1/models")
         return [str(m["id"]) for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
 
     def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
@@ -198,18 +160,19 @@ class OpenAIBackend:
         body = self._body(messages, system, sampling, think)
         cancel = cancel or threading.Event()
         sent = time.perf_counter()
-        conn, sock = self._send("POST", "/chat/completions", body)
-        done = threading.Event()
-        _watch_cancel(cancel, done, sock)  # also while the server reads the prompt
-        reader = _Reader(conn, sampling.get("stop", ()), cancel, sent, self.endpoint.url,
-                         self.timeout)
+        exchange = self.client.exchange("POST", "/v1/chat/completions", body,
+                                        accept="text/event-stream", cancel=cancel)
+        try:
+            exchange.send()
+        except BaseException:
+            exchange.close()
+            raise
+        reader = _Reader(exchange, self.client, sampling.get("stop", ()), cancel, sent)
         try:
             yield PromptStarted(prompt_tokens=0, evaluating=0, dropped_turns=0, threads=0)
             yield from reader.run()
         finally:
-            done.set()
-            reader.close()
-            conn.close()
+            exchange.close()
 
     def close(self) -> None:
         """Nothing is held between requests (one connection per request)."""
@@ -236,36 +199,6 @@ class OpenAIBackend:
             body["chat_template_kwargs"] = {"enable_thinking": think}
             body["think"] = think
         return body
-
-    def _send(self, method: str, path: str, body: dict[str, Any] | None,
-              ) -> tuple[http.client.HTTPConnection, socket.socket | None]:
-        """Connect and send one request (a failure is an EndpointError). The socket is
-        returned apart because the connection forgets it once a response owns it (an
-        answer with `Connection: close`)."""
-        ep = self.endpoint
-        conn_cls = (http.client.HTTPSConnection if ep.scheme == "https"
-                    else http.client.HTTPConnection)
-        conn = conn_cls(ep.host, ep.port, timeout=self.timeout)
-        headers = {"Accept": "text/event-stream" if body else "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            conn.request(method, f"{ep.prefix}/v1{path}", body=data, headers=headers)
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise EndpointError(_connection_message(exc, ep.url, self.timeout)) from exc
-        return conn, conn.sock
-
-
-def _check_status(response: http.client.HTTPResponse, url: str) -> None:
-    if response.status >= 300:
-        message = _error_text(response.read())
-        raise EndpointError(f"server {url} answered HTTP {response.status} "
-                            f"{response.reason}: {message}")
 
 
 def chat_messages(messages: Sequence[Mapping[str, Any]],
@@ -310,23 +243,6 @@ def openai_sampling(p: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _watch_cancel(cancel: threading.Event, done: threading.Event,
-                  sock: socket.socket | None) -> None:
-    """Shut the socket down when `cancel` is set, so a read blocked on a silent server (one
-    still reading a long prompt) returns at once instead of at the next chunk."""
-    if sock is None:
-        return
-
-    def watch() -> None:
-        while not done.wait(_CANCEL_POLL_S):
-            if cancel.is_set():
-                with contextlib.suppress(OSError):  # already closed: nothing to interrupt
-                    sock.shutdown(socket.SHUT_RDWR)
-                return
-
-    threading.Thread(target=watch, name="amicus-endpoint-cancel", daemon=True).start()
-
-
 @dataclass
 class _Usage:
     prompt_tokens: int = 0
@@ -350,18 +266,17 @@ class _Usage:
 class _Reader:
     """Reads one streamed completion and turns its chunks into events."""
 
-    def __init__(self, conn: http.client.HTTPConnection, stops: Sequence[str],
-                 cancel: threading.Event, sent: float, url: str, timeout: float) -> None:
-        self._conn = conn
-        self._response: http.client.HTTPResponse | None = None
+    def __init__(self, exchange: Exchange, client: ServerClient, stops: Sequence[str],
+                 cancel: threading.Event, sent: float) -> None:
+        self._exchange = exchange
+        self._client = client
         self._answer = OutputParser(stops)  # content: stop strings, inline <think> split
         self._reasoning = ThinkSplitter(inside_think=True)  # server-split thinking
         self._texts = Texts()
         self._cancel = cancel
         self._sent = sent
         self._first: float | None = None
-        self._url = url
-        self._timeout = timeout
+        self._url = exchange.url
         self._usage = _Usage()
         self._chunks = 0
         self._finish: str | None = None
@@ -371,31 +286,32 @@ class _Reader:
         yield from self._record(self._reasoning.flush() + self._answer.finish())
         yield self._finished(reason)
 
-    def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-
     def _read(self) -> Generator[Event, None, StopReason]:
         try:
-            self._response = self._conn.getresponse()
-            _check_status(self._response, self._url)
-            for data in sse_data(self._response):
+            response = self._exchange.response()
+            for data in _answer_data(response):
                 if self._cancel.is_set():
                     return "cancelled"
                 if data.strip() == "[DONE]":
-                    return self._stop_reason()
+                    break  # finished only if a finish_reason came (checked below)
                 yield from self._record(self._chunk(data))
                 if self._answer.stopped:  # a stop string the server let through
                     return "stop"
+        except RequestCancelled:
+            return "cancelled"
         except (OSError, http.client.HTTPException) as exc:
-            if self._cancel.is_set():  # the watcher shut the socket down
+            if self._cancel.is_set():  # the client shut the socket down
                 return "cancelled"
-            raise EndpointError(_lost_message(exc, self._url, self._timeout)) from exc
+            raise self._exchange.lost(exc) from exc
         if self._cancel.is_set():
             return "cancelled"
         if self._finish is None:
+            # Also what llama-cpp-python's server does to a streamed answer when another
+            # request arrives (unless started with --interrupt_requests False): [DONE]
+            # without a finish_reason. A cut answer must never pass for a whole one.
             raise EndpointError(f"server {self._url} ended the answer without finishing it "
-                                "(see the server's log: context full, or it crashed?)")
+                                "(see the server's log: context full, crashed, or "
+                                "interrupted by another request?)")
         return self._stop_reason()
 
     def _chunk(self, data: str) -> list[Delta]:
@@ -405,12 +321,13 @@ class _Reader:
             chunk = json.loads(data)
         except ValueError as exc:
             raise EndpointError(f"server {self._url} sent a malformed chunk: "
-                                f"{_one_line(data)}") from exc
+                                f"{self._client.server_text(data)}") from exc
         if not isinstance(chunk, dict):
-            raise EndpointError(f"server {self._url} sent a malformed chunk: {_one_line(data)}")
+            raise EndpointError(f"server {self._url} sent a malformed chunk: "
+                                f"{self._client.server_text(data)}")
         if "error" in chunk:  # llama.cpp, vLLM and Ollama report late failures in-stream
             raise EndpointError(f"server {self._url} failed mid-answer: "
-                                f"{_error_message(chunk)}")
+                                f"{self._client.server_text(error_message(chunk))}")
         self._usage.update(chunk)
         deltas: list[Delta] = []
         for choice in (chunk.get("choices") or [])[:1]:
@@ -420,7 +337,9 @@ class _Reader:
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
-        delta = choice.get("delta") or {}
+        # A streamed chunk carries a `delta`; a whole answer (a server that does not
+        # stream) carries the `message`: read as one delta holding everything.
+        delta = choice.get("delta") or choice.get("message") or {}
         out: list[Delta] = []
         texts = [delta.get(name) for name in _REASONING_FIELDS]
         texts.append(delta.get("content"))
@@ -458,6 +377,16 @@ class _Reader:
         return Finished(self._texts.answer, self._texts.thinking, stats)
 
 
+def _answer_data(response: http.client.HTTPResponse) -> Iterator[str]:
+    """The answer's chunks: server-sent events, or, from a server (or gateway) that ignores
+    `stream` and answers one JSON completion, that completion as the only chunk."""
+    content_type = (response.getheader("Content-Type") or "").lower()
+    if content_type.startswith("application/json"):
+        yield response.read().decode("utf-8", errors="replace")
+        return
+    yield from sse_data(response)
+
+
 def sse_data(response: http.client.HTTPResponse) -> Iterator[str]:
     """The `data` of each server-sent event: `data:` lines joined by newlines, events ended
     by a blank line; comments (`: ping`) and other fields ignored."""
@@ -476,62 +405,3 @@ def sse_data(response: http.client.HTTPResponse) -> Iterator[str]:
             lines.append(value[1:] if value.startswith(" ") else value)
     if lines:
         yield "\n".join(lines)
-
-
-def _read_json(response: http.client.HTTPResponse, url: str) -> dict[str, Any]:
-    raw = response.read()
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise EndpointError(f"server {url} did not answer JSON: {_one_line(raw)}") from exc
-    if not isinstance(body, dict):
-        raise EndpointError(f"server {url} answered unexpected JSON: {_one_line(raw)}")
-    return body
-
-
-def _error_text(raw: bytes) -> str:
-    """The server's own explanation: OpenAI's {"error": {"message"}}, Ollama's {"error": str},
-    FastAPI's {"detail"}, or the body itself."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return _one_line(raw) or "(no message)"
-    return _error_message(body) if isinstance(body, dict) else _one_line(raw)
-
-
-def _error_message(body: Mapping[str, Any]) -> str:
-    error = body.get("error", body.get("detail", body.get("message")))
-    if isinstance(error, dict):
-        error = error.get("message", error)
-    if error is None:
-        error = body
-    return _one_line(error if isinstance(error, str) else json.dumps(error))
-
-
-def _one_line(text: str | bytes) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_ERROR_CHARS else line[:_MAX_ERROR_CHARS - 1] + "…"
-
-
-def _connection_message(exc: BaseException, url: str, timeout: float) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return f"cannot connect to {url}: connection refused (is the server running?)"
-    if isinstance(exc, TimeoutError):
-        return f"no answer from {url} within {timeout:g} s"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot find the server {url}: unknown host name"
-    return f"cannot talk to {url}: {_describe(exc)}"
-
-
-def _lost_message(exc: BaseException, url: str, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer from {url} within {timeout:g} s"
-    return f"lost the connection to {url} ({_describe(exc)})"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return _one_line(str(exc)) or type(exc).__name__

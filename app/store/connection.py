@@ -1,4 +1,5 @@
-"""Opening the SQLite connection: a private file (0600 in a 0700 folder) or memory only.
+"""Opening the SQLite connection: a private file (0600 in a 0700 folder), memory only, or a
+copy in memory of a file that can be read but not written (a read-only or locked folder).
 
 One connection serves every thread (`check_same_thread=False`); the Store serialises its
 use with a lock. Transactions are explicit (`isolation_level=None`), so a migration's DDL
@@ -7,12 +8,14 @@ and its `user_version` bump commit or roll back together.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -41,6 +44,50 @@ def open_memory() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
     _configure(conn)
     return conn
+
+
+def open_snapshot(path: Path) -> sqlite3.Connection:
+    """A copy in memory of the database at `path`, opened without writing anything to its
+    folder; changes to the copy stay in memory. Raises sqlite3.Error if it cannot be read.
+
+    A WAL database needs its -shm file, which a reader creates; in a folder it may not
+    write, SQLite can only read it as immutable (the main file alone, without the WAL's
+    last changes, which a clean close has already checkpointed into it)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    error: sqlite3.Error | None = None
+    for suffix in ("", "&immutable=1"):
+        source = sqlite3.connect(uri + suffix, uri=True, timeout=BUSY_TIMEOUT_S,
+                                 isolation_level=None)
+        try:
+            copy = open_memory()
+            source.backup(copy)
+            return copy
+        except sqlite3.Error as exc:
+            error = error or exc
+        finally:
+            source.close()
+    assert error is not None
+    raise error
+
+
+# Errors that mean "this file can be read but not written here": permissions, a read-only
+# file system, a folder where the -wal/-shm files cannot be created, another process's lock.
+_READ_ONLY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_READ_ONLY_SQLITE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_BUSY",
+                     "SQLITE_LOCKED")
+_READ_ONLY_TEXTS = ("readonly", "read-only", "unable to open", "locked")
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether opening for writing failed for a reason a read-only copy may get around."""
+    if isinstance(exc, OSError):
+        return exc.errno in _READ_ONLY_ERRNOS
+    if isinstance(exc, sqlite3.Error):
+        # sqlite_errorname exists from Python 3.11; the message text works on 3.10 too.
+        name = getattr(exc, "sqlite_errorname", "")
+        return name.startswith(_READ_ONLY_SQLITE) or any(
+            text in str(exc) for text in _READ_ONLY_TEXTS)
+    return False
 
 
 def _configure(conn: sqlite3.Connection) -> None:

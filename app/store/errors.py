@@ -35,6 +35,12 @@ class DiskFullError(StoreError):
     title = "The disk is full"
 
 
+class ReadOnlyError(StoreError):
+    """A change to a conversation kept in a file this store can read but not write."""
+
+    title = "The conversation is read-only"
+
+
 class NotFoundError(StoreError, LookupError):
     """No conversation or message with that id (deleted meanwhile, perhaps)."""
 
@@ -56,12 +62,17 @@ def from_sqlite(exc: sqlite3.Error, where: str) -> StoreError:
     return StoreError(f"{where}: {text}")
 
 
+def as_store_error(exc: sqlite3.Error | OSError, where: str) -> StoreError:
+    """The StoreError for a sqlite3 or file-system error met while using `where`."""
+    if isinstance(exc, sqlite3.Error):
+        return from_sqlite(exc, where)
+    return StoreError(one_line(f"{where}: {exc.strerror or exc}"))
+
+
 @contextmanager
 def translate(where: str) -> Iterator[None]:
     """Turn sqlite3 and file-system errors raised inside the block into StoreErrors."""
     try:
         yield
-    except sqlite3.Error as exc:
-        raise from_sqlite(exc, where) from exc
-    except OSError as exc:
-        raise StoreError(one_line(f"{where}: {exc.strerror or exc}")) from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise as_store_error(exc, where) from exc

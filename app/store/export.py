@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 
+from .provenance import Provenance
 from .records import Conversation, Message
 
 # eCryptfs (encrypted home folders) allows 143 bytes per name, most file systems 255:
@@ -26,10 +27,32 @@ _STATUS_NOTES = {
 }
 
 
-def render_markdown(conversation: Conversation, messages: Iterable[Message]) -> str:
-    """A Markdown transcript: a header with the conversation's settings, then one section
-    per message; thinking goes in a collapsed <details> block above the answer."""
-    parts = [_header(conversation), *(_section(message) for message in messages)]
+DEMO_NOTICE = ("> **Demo model**: replies marked DEMO below come from a random-weight "
+               "stand-in; their text is meaningless.")
+UNVERIFIED_NOTICE = ("> **Unverified model**: replies marked \"used anyway\" below come from "
+                     "a model file whose checksums did not match its manifest.")
+
+
+def render_markdown(conversation: Conversation, messages: Sequence[Message],
+                    alternatives: Mapping[int, tuple[int, int]] | None = None) -> str:
+    """A Markdown transcript: a header with the conversation's settings and the model and
+    settings of its first reply (their provenance), then one section per message, each
+    reply whose model or settings differ from the previous one's preceded by a note of
+    what changed; thinking goes in a collapsed <details> block above the answer.
+    `alternatives` (message id -> (place, count)) notes replies that have other versions."""
+    records = [m.provenance for m in messages if m.provenance is not None]
+    parts = [_header(conversation, records[0] if records else None)]
+    notices = [DEMO_NOTICE if any(r.model.demo for r in records) else "",
+               UNVERIFIED_NOTICE if any(r.model.used_anyway for r in records) else ""]
+    parts += [notice for notice in notices if notice]
+    previous = records[0] if records else None
+    for message in messages:
+        record = message.provenance
+        if record is not None and previous is not None and \
+                record.describe() != previous.describe():
+            parts.append(_change_note(previous, record))
+        previous = record or previous
+        parts.append(_section(message, (alternatives or {}).get(message.id)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -63,10 +86,10 @@ def _replacement(char: str) -> str:
     return " " if char in _PATH_UNSAFE or category == "Cc" else char
 
 
-def _header(conversation: Conversation) -> str:
+def _header(conversation: Conversation, record: Provenance | None) -> str:
     title = " ".join(conversation.title.split()) or "Untitled conversation"
     lines = [f"# {title}", "", f"- Assistant: {conversation.assistant}"]
-    if conversation.model:
+    if conversation.model and record is None:  # else the provenance below names it
         lines.append(f"- Model: {conversation.model}")
     lines.append(f"- Created: {conversation.created_at:%Y-%m-%d %H:%M} UTC")
     if conversation.parameters:
@@ -75,12 +98,30 @@ def _header(conversation: Conversation) -> str:
     lines.append(f"- Thinking: {'on' if conversation.thinking else 'off'}")
     if conversation.safety_gate:
         lines.append("- Intent-safety gate: on")
-    if conversation.system_prompt is not None:
-        lines += ["", "**System prompt**", "", _quote(conversation.system_prompt)]
+    if record is not None:
+        lines += ["", "**Model and settings** (of every reply, unless a note says otherwise)",
+                  "", *(f"- {label}: {value}" for label, value in _settings(record))]
+    system_prompt = conversation.system_prompt if record is None else record.system_prompt
+    if system_prompt is not None:
+        lines += ["", "**System prompt**", "", _quote(system_prompt)]
     return "\n".join(lines)
 
 
-def _section(message: Message) -> str:
+def _settings(record: Provenance) -> list[tuple[str, str]]:
+    """The provenance lines the header lists (the system prompt is quoted whole apart)."""
+    return [(label, value) for label, value in record.describe() if label != "System prompt"]
+
+
+def _change_note(before: Provenance, after: Provenance) -> str:
+    """What differs for the reply that follows: the lines of `after` that changed."""
+    old = dict(before.describe())
+    lines = ["> **Model or settings changed from this reply on:**"]
+    lines += [f"> - {label}: {value}" for label, value in after.describe()
+              if old.get(label) != value]
+    return "\n".join(lines)
+
+
+def _section(message: Message, version: tuple[int, int] | None = None) -> str:
     parts = [f"## {_ROLE_HEADINGS.get(message.role, message.role.title())}"]
     if message.thinking:
         # Blank lines around the body let Markdown render inside the HTML block; a stray
@@ -91,6 +132,9 @@ def _section(message: Message) -> str:
     note = _note(message)
     if note:
         parts.append(note)
+    if version is not None:
+        parts.append(f"_(version {version[0]} of {version[1]}: the one picked; the others "
+                     "are kept in Amicus)_")
     return "\n\n".join(parts)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
 
+from .provenance import Provenance
+
 Role = Literal["system", "user", "assistant"]
 # streaming: a reply being generated (left behind by a crash, it reads as interrupted);
 # blocked: a user turn the intent-safety gate stopped, with its probability.
@@ -62,7 +64,10 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn. Timings are in milliseconds; any figure the engine did not give is None."""
+    """One turn. Timings are in milliseconds; any figure the engine did not give is None.
+
+    Messages form a tree (see schema v3): a regenerated reply or an edited question is a
+    sibling of the earlier one, and `picked` marks the sibling the conversation follows."""
 
     id: int
     conversation_id: int
@@ -77,6 +82,9 @@ class Message:
     completion_tokens: int | None = None
     tokens_per_second: float | None = None
     blocked_probability: float | None = None
+    provenance: Provenance | None = None  # assistant messages: the model and settings
+    parent_id: int | None = None  # the message it follows (None: the conversation's first)
+    picked: bool = True  # the alternative shown among its siblings
     stop_reason: str | None = None  # the engine's StopReason for a reply (None: unknown)
     dropped_turns: int | None = None  # earlier messages left out of the reply's context
 
@@ -96,4 +104,6 @@ class Message:
         # Read by field name, so columns a later migration adds never break old code.
         values = {field.name: row[field.name] for field in fields(cls)}
         values["created_at"] = from_text(values["created_at"])
+        values["provenance"] = Provenance.from_json(values["provenance"])
+        values["picked"] = bool(values["picked"])
         return cls(**values)

@@ -59,7 +59,34 @@ _V2: Step = (
     "CREATE INDEX conversations_by_assistant ON conversations (assistant, updated_at)",
 )
 
-# Stop reasons: why a reply ended ("stop", "length" = num_predict reached, "context" = the
+# v3: traceable answers and the editing loop.
+# - provenance: the JSON record of the model, file and settings behind an assistant message.
+# - parent_id / picked: messages form a tree, so a regenerated reply or an edited question is
+#   an alternative (a sibling) of the earlier one, which is kept; the conversation is the path
+#   that follows the picked child at every step. Existing messages become a chain, each the
+#   child of the one before it in its conversation.
+# - prompt_history: the prompts sent to each assistant (the input's Up/Down keys).
+_V3: Step = (
+    "ALTER TABLE messages ADD COLUMN provenance TEXT",
+    "ALTER TABLE messages ADD COLUMN parent_id INTEGER"
+    " REFERENCES messages (id) ON DELETE SET NULL",
+    "ALTER TABLE messages ADD COLUMN picked INTEGER NOT NULL DEFAULT 1"
+    " CHECK (picked IN (0, 1))",
+    """UPDATE messages SET parent_id = (
+        SELECT MAX(earlier.id) FROM messages AS earlier
+        WHERE earlier.conversation_id = messages.conversation_id AND earlier.id < messages.id)""",
+    # ON DELETE SET NULL looks children up by parent: without this index, a scan per delete.
+    "CREATE INDEX messages_by_parent ON messages (parent_id)",
+    """CREATE TABLE prompt_history (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        assistant  TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX prompt_history_by_assistant ON prompt_history (assistant, id)",
+)
+
+# v4, stop reasons: why a reply ended ("stop", "length" = num_predict reached, "context" = the
 # context window filled, "cancelled"), so a cut-off reply is marked as such when the
 # conversation is reopened, and how many earlier messages the model no longer saw when it
 # wrote it (the conversation's divider). NULL for replies from before this step, and for
@@ -69,7 +96,7 @@ _STOP_REASONS: Step = (
     "ALTER TABLE messages ADD COLUMN dropped_turns INTEGER",
 )
 
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _STOP_REASONS)
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _STOP_REASONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,6 +2,14 @@
 
 `amicus` (no subcommand) calls `run`; the app's modules are imported only then, so the other
 subcommands and `amicus --help` never pay for Textual.
+
+Its shape: `app` (the App: themes, keymap, command palette) shows `screens/main_screen`,
+which lays out `widgets/` (the sidebar; the chat pane, which runs the turns) and answers the
+actions of `keymap` (bound through `bindings`); `screens/` also holds the dialogs, forms,
+options editor and model manager. The parts talk with the messages of `messages`. Below
+the widgets, free of them: `services` (store, installed models, the loaded assistant and
+gate), `inference` (the thread worker's body), `job` (a turn in flight), `turns`
+(conversation rules), `failures` (error dialogs, store calls), `config`, `exporting`.
 """
 
 from __future__ import annotations

@@ -22,7 +22,12 @@ from app.ui.config import DEFAULT_THEME, LIGHT_THEME, UIConfig
 from app.ui.keymap import actions
 from app.ui.screens.error_dialog import ErrorDialog
 from app.ui.screens.main_screen import MainScreen
-from app.ui.services import Services, real_assistant_opener, real_gate_opener
+from app.ui.services import (
+    Services,
+    real_assistant_opener,
+    real_gate_opener,
+    server_targets,
+)
 
 STYLES = Path(__file__).parent / "styles"
 
@@ -56,12 +61,12 @@ class AmicusApp(App[None]):
     def busy(self) -> bool:
         """A reply is being generated (or was, when the app exited mid-reply: its thread
         may still be finishing, so its model must not be freed under it)."""
-        return self._main is not None and self._main.job is not None
+        return self._main is not None and self._main.pane.busy
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Headless runs (tests, screenshots) need the same pixels every time: no blinking.
         if self.is_headless and hasattr(event.widget, "cursor_blink"):
-            event.widget.cursor_blink = False  # type: ignore[attr-defined]
+            event.widget.cursor_blink = False
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -87,8 +92,9 @@ class AmicusApp(App[None]):
 
     async def action_quit(self) -> None:
         # A running reply would keep its thread (and the process) alive: stop it first.
-        if self._main is not None and self._main.job is not None:
-            self._main.job.cancel.set()
+        job = self._main.pane.job if self._main is not None else None
+        if job is not None:
+            job.cancel.set()
         self.exit()
 
 
@@ -97,18 +103,25 @@ def open_store(config: UIConfig) -> tuple[Store, tuple[str, str] | None]:
     if config.incognito:
         return Store.open(incognito=True), None
     try:
-        return Store.open(), None
+        store = Store.open()
     except StoreError as exc:
         problem = ("Conversations unavailable", f"{exc}\n\nThis session keeps nothing on disk "
                    "(incognito) until the problem is fixed.")
         return Store.open(incognito=True), problem
+    if store.read_only is not None:  # past conversations are shown; new ones stay in memory
+        return store, ("Conversations are read-only", f"{store.read_only}.\n\nPast "
+                       "conversations can be read and exported; new ones are kept until "
+                       "Amicus closes.")
+    return store, None
 
 
 def build_app(config: UIConfig) -> AmicusApp:
     store, problem = open_store(config)
+    chat_server, gate_server = server_targets(config)
     services = Services(store, open_assistant=real_assistant_opener(
-        endpoint=config.endpoint, threads=config.threads, gpu_layers=config.gpu_layers,
-        num_ctx=config.num_ctx, persist=not store.incognito,  # incognito writes no KV state
+        server=chat_server, threads=config.threads, gpu_layers=config.gpu_layers,
+        server_models=config.server_models, num_ctx=config.num_ctx,
+        persist=not store.incognito,  # incognito writes no KV state, no reading rate
         kv_budget_bytes=config.kv_cache_mb * 1024 * 1024),
-        open_gate=real_gate_opener(threads=config.threads))
+        open_gate=real_gate_opener(threads=config.threads, server=gate_server))
     return AmicusApp(config, services, startup_problem=problem)

@@ -8,6 +8,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     on_cancel = "ask"                # after Esc: ask | keep | discard the partial reply
     export_dir = "~/Documents/Amicus"
     endpoint = "http://127.0.0.1:11434"   # an OpenAI-compatible server instead of llama.cpp
+    gate_endpoint = "https://gpu.clinic.lan:8001"  # the intent-safety gate on a server
+    gate_api = "vllm"                # vllm | llama-server (default: asked of the server)
+    api_key_file = "~/.config/amicus/api-key"  # readable by you alone (or AMICUS_API_KEY)
+    ca_file = "~/clinic-ca.pem"      # a clinic's own certificate authority for https
     threads = 4                      # CPU threads (default: adapts to the load)
     gpu_layers = 0                   # layers offloaded to the GPU (default: all if possible)
     kv_cache_mb = 4096               # disk budget for saved reading states (0: never save)
@@ -19,6 +23,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     submit = "ctrl+s"
     newline = "enter"
     export = "ctrl+e"
+
+    [server_models]                  # with endpoint: the server's name for an assistant's
+    sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"   # model (default: the assistant's
+                                     # own name, as `ollama create NAME -f Modelfile` names it)
 """
 
 from __future__ import annotations
@@ -58,11 +66,16 @@ class UIConfig:
     on_cancel: OnCancel = "ask"
     export_dir: Path | None = None  # None: default_export_dir()
     endpoint: str | None = None
+    gate_endpoint: str | None = None  # None: the installed classifier, embedded
+    gate_api: str | None = None  # None: asked of the gate's server
+    api_key_file: Path | None = None  # the key for every server (after the environment's)
+    ca_file: Path | None = None  # None: the system's certificate store
     threads: int | None = None
     gpu_layers: int | None = None
     kv_cache_mb: int = DEFAULT_KV_CACHE_MB
     num_ctx: dict[str, int] = field(default_factory=dict)  # per assistant, over the Modelfile
     keymap: dict[str, str] = field(default_factory=lambda: resolve({}))
+    server_models: dict[str, str] = field(default_factory=dict)  # assistant -> server's name
     incognito: bool = False  # command line only: keep nothing on disk
     source: Path | None = None  # the file it was read from, if any
 
@@ -93,9 +106,11 @@ def _builtin_themes() -> set[str]:
 
 _FIELDS: dict[str, tuple[type, ...]] = {
     "theme": (str,), "on_cancel": (str,), "export_dir": (str,), "endpoint": (str,),
-    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "kv_cache_mb": (int,),
-    "num_ctx": (dict,),
+    "gate_endpoint": (str,), "gate_api": (str,), "api_key_file": (str,), "ca_file": (str,),
+    "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "server_models": (dict,),
+    "kv_cache_mb": (int,), "num_ctx": (dict,),
 }
+
 
 
 def load_config(path: Path | None = None) -> UIConfig:
@@ -127,11 +142,16 @@ def _parse(data: dict[str, Any]) -> UIConfig:
         on_cancel=_on_cancel(data.get("on_cancel", "ask")),
         export_dir=_directory(data.get("export_dir")),
         endpoint=data.get("endpoint") or None,
+        gate_endpoint=data.get("gate_endpoint") or None,
+        gate_api=_gate_api(data.get("gate_api")),
+        api_key_file=_directory(data.get("api_key_file")),
+        ca_file=_directory(data.get("ca_file")),
         threads=_positive("threads", data.get("threads")),
         gpu_layers=_gpu_layers(data.get("gpu_layers")),
         kv_cache_mb=_at_least_zero("kv_cache_mb", data.get("kv_cache_mb", DEFAULT_KV_CACHE_MB)),
         num_ctx=_num_ctx(data.get("num_ctx", {})),
         keymap=resolve(_keymap(data.get("keymap", {}))),
+        server_models=_server_models(data.get("server_models", {})),
     )
 
 
@@ -149,7 +169,18 @@ def _on_cancel(value: str) -> OnCancel:
 
 
 def _directory(value: str | None) -> Path | None:
+    """A path setting, `~` expanded (a folder or a file)."""
     return Path(os.path.expanduser(value)) if value else None
+
+
+def _gate_api(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from app.engine.server_client import SERVER_APIS  # http.client: only when used
+
+    if value not in SERVER_APIS:
+        raise ValueError(f"gate_api must be one of {', '.join(SERVER_APIS)}, not {value!r}")
+    return value
 
 
 def _positive(name: str, value: int | None) -> int | None:
@@ -186,6 +217,14 @@ def _keymap(table: dict[str, Any]) -> dict[str, str]:
             raise ValueError(f"keymap.{action_id} must be a string such as \"ctrl+s\" or "
                              f"\"f2,ctrl+r\", not {keys!r}")
     return dict(table)
+
+
+def _server_models(table: dict[str, Any]) -> dict[str, str]:
+    for assistant, model in table.items():
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"server_models.{assistant} must be the server's model name, "
+                             f"such as \"{assistant}\", not {model!r}")
+    return {assistant: model.strip() for assistant, model in table.items()}
 
 
 def with_command_line(config: UIConfig, *, theme: str | None = None,

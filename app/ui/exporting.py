@@ -14,6 +14,22 @@ def filename(conversation: Conversation) -> str:
     return export_filename(conversation)
 
 
+def writable_folder(preferred: Path) -> Path:
+    """`preferred` if it is (or can be made) a folder we may write in, else the first such
+    of the documents folder and the home folder: with a read-only data folder, exports
+    still go somewhere (the user may type any other path in the export dialog)."""
+    import platformdirs
+
+    for candidate in (preferred, Path(platformdirs.user_documents_dir()), Path.home()):
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return preferred
+
+
 def free_path(path: Path) -> Path:
     """`path`, or `name (2).md`, `name (3).md`... whichever does not exist yet."""
     candidate, n = path, 2

@@ -1,7 +1,8 @@
 """The body of the inference worker: gate, load, stream. It runs in a thread and touches no
-widget: everything it learns it posts as a message (thread-safe and non-blocking), so the
-model never waits on the screen. Deltas are batched: one message every ~30 ms at most,
-however fast the tokens come, and at once when they come slowly.
+widget: everything it learns it posts as a message to the chat pane that started it
+(thread-safe and non-blocking), so the model never waits on the screen. Deltas are
+batched: one message every ~30 ms at most, however fast the tokens come, and at once when
+they come slowly.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from textual.message import Message
 
-from app.engine.errors import EngineError
+from app.engine.errors import EngineError, ReadingCancelled
 from app.engine.events import (
     AnswerDelta,
     Event,
@@ -43,7 +44,7 @@ def run_turn(job: Job, services: Services, post: Post) -> None:
     """Gate the message (if asked), load the model, stream the reply; never raises."""
     try:
         _run(job, services, post)
-    except Exception as exc:  # whatever happens, the screen hears of it and carries on
+    except Exception as exc:  # whatever happens, the pane hears of it and carries on
         post(TurnFailed(job, describe(exc).title, exc))
 
 
@@ -55,7 +56,12 @@ def _run(job: Job, services: Services, post: Post) -> None:
         except Exception as exc:  # not installed, or does not load: the turn is not sent
             post(TurnFailed(job, "The intent-safety gate could not be loaded", exc))
             return
-        verdict = gate.check(job.history, job.text)
+        try:
+            verdict = gate.check(job.history, job.text, cancel=job.cancel,
+                                 progress=lambda report: post(ReadingProgressed(job, report)))
+        except ReadingCancelled:  # Esc while the gate read: nothing was sent
+            post(TurnFinished(job, None))
+            return
         post(GateVerdict(job, verdict))
         if verdict.unsafe:
             return

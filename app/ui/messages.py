@@ -1,7 +1,10 @@
 """Every message the app's parts send one another.
 
-Turn messages are posted by the inference thread worker (post_message is thread-safe and
-does not wait for the UI); the main screen's handlers own every change they cause.
+Turn messages are posted by the inference thread worker to the chat pane that started it
+(post_message is thread-safe and does not wait for the UI); the pane's handlers own every
+change they cause, and they go no further (they do not bubble). The others bubble up from
+the widget that posts them to the screen that acts on them: what the user picked or typed
+in the sidebar, what was sent from the message box, what a turn changed in a conversation.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from textual.message import Message
 
 from app.engine.events import Finished, ReadingProgress
 from app.ui.job import Job
+from app.ui.services import Verdict
 
 
-class TurnMessage(Message):
+class TurnMessage(Message, bubble=False):
     """Something happened to the turn in flight."""
+
+    def __init_subclass__(cls, bubble: bool | None = False, **kwargs: Any) -> None:
+        # Message makes every subclass bubble unless told otherwise: these never do.
+        super().__init_subclass__(bubble=bubble, **kwargs)
 
     def __init__(self, job: Job) -> None:
         super().__init__()
@@ -29,7 +37,7 @@ class GateChecking(TurnMessage):
 class GateVerdict(TurnMessage):
     """The classifier's verdict; an unsafe one ends the turn (the text stays typed)."""
 
-    def __init__(self, job: Job, verdict: Any) -> None:
+    def __init__(self, job: Job, verdict: Verdict) -> None:
         super().__init__(job)
         self.verdict = verdict
 
@@ -102,6 +110,23 @@ class ConversationChosen(Message):
     """A conversation was picked in the list (None: the list is empty)."""
 
     def __init__(self, conversation_id: int | None) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+
+
+class SearchChanged(Message):
+    """The text of the sidebar's search box changed: its list is to be filtered again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class ConversationUpdated(Message):
+    """A turn stored messages in a conversation (and may have retitled it): the list and
+    the header catch up."""
+
+    def __init__(self, conversation_id: int) -> None:
         super().__init__()
         self.conversation_id = conversation_id
 

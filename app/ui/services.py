@@ -11,26 +11,52 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.assistants.catalog import chat_assistants
 from app.assistants.profiles import AssistantProfile, load_profile
 from app.assistants.registry import InstalledModel, installed_models
 from app.assistants.runtime import Assistant, modelfile_for
+from app.engine.events import ReadingProgress
 from app.store import Store
+from app.ui.config import UIConfig
 from converters.errors import InputError
+
+if TYPE_CHECKING:
+    from app.engine.server_client import ServerTarget
+
+
+class Verdict(Protocol):
+    """The gate's verdict as the app reads it (app.engine.classifier.Verdict)."""
+
+    @property
+    def unsafe(self) -> bool: ...
+
+    @property
+    def prob_unsafe(self) -> float: ...
+
+    @property
+    def threshold(self) -> float: ...
 
 
 class Gate(Protocol):
     """The intent-safety gate as the app uses it (app.assistants.gate.IntentGate)."""
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Any: ...
+    def check(self, history: list[dict[str, Any]], user_text: str, *,
+              cancel: threading.Event | None = None,
+              progress: Callable[[ReadingProgress], object] | None = None) -> Verdict:
+        """`progress` hears of every chunk read; `cancel` stops between chunks
+        (ReadingCancelled)."""
+        ...
 
     def close(self) -> None: ...
 
 
-AssistantOpener = Callable[[str], Assistant]
-GateOpener = Callable[[], Gate]
+# opener(name) -> Assistant; the real one also takes allow_unverified=True ("use anyway").
+# Tests pass their own (a FakeEngine), which need not take it unless they exercise that.
+AssistantOpener = Callable[..., Assistant]
+
+GateOpener = Callable[..., Gate]  # like AssistantOpener, without the name
 
 
 @dataclass(frozen=True)
@@ -49,32 +75,64 @@ class AssistantEntry:
         return self.model is not None and self.model.demo
 
 
-def real_assistant_opener(*, endpoint: str | None = None, threads: int | None = None,
+def real_assistant_opener(*, server: ServerTarget | None = None, threads: int | None = None,
                           gpu_layers: int | None = None, root: Path | None = None,
+                          server_models: Mapping[str, str] | None = None,
                           num_ctx: Mapping[str, int] | None = None, persist: bool = True,
                           kv_budget_bytes: int | None = None) -> AssistantOpener:
-    """Loads installed assistants (from `root`, default the data directory's models), each
-    with its configured num_ctx (else its Modelfile's). `persist` False (incognito): no KV
-    state or reading rate is written to disk."""
+    """Loads installed assistants (from `root`, default the data directory's models), or
+    chats through `server`, asking it for each assistant under its `server_models` name
+    (default: the assistant's own). `allow_unverified` is the dialog's "use anyway".
+
+    Each assistant gets its `num_ctx` entry (the config's [num_ctx] table; default: its
+    Modelfile's), unless the call gives one (a conversation's own size: the model is
+    loaded again at that size). `persist` False (incognito): no KV state or reading rate is
+    written to disk."""
     sizes = dict(num_ctx or {})
 
-    def opener(name: str) -> Assistant:
+    def opener(name: str, *, allow_unverified: bool = False,
+               num_ctx: int | None = None) -> Assistant:
+        from dataclasses import replace
+
         from app.assistants.runtime import open_assistant
 
-        return open_assistant(name, endpoint=endpoint, n_threads=threads,
-                              n_gpu_layers=gpu_layers, root=root, num_ctx=sizes.get(name),
-                              persist=persist, kv_budget_bytes=kv_budget_bytes)
+        target = replace(server, model=(server_models or {}).get(name)) if server else None
+        return open_assistant(name, server=target, n_threads=threads,
+                              n_gpu_layers=gpu_layers, root=root,
+                              allow_unverified=allow_unverified,
+                              num_ctx=num_ctx or sizes.get(name), persist=persist,
+                              kv_budget_bytes=kv_budget_bytes)
 
     return opener
 
 
-def real_gate_opener(*, threads: int | None = None, root: Path | None = None) -> GateOpener:
-    def opener() -> Gate:
+def real_gate_opener(*, threads: int | None = None, root: Path | None = None,
+                     server: ServerTarget | None = None) -> GateOpener:
+    """The installed classifier, or the one `server` serves (the same shared client as the
+    chat and the command line)."""
+    def opener(*, allow_unverified: bool = False) -> Gate:
         from app.assistants.gate import IntentGate  # loads llama.cpp: only when first used
 
-        return IntentGate.open(n_threads=threads, root=root)
+        return IntentGate.open(n_threads=threads, root=root, server=server,
+                               allow_unverified=allow_unverified)
 
     return opener
+
+
+def server_targets(config: UIConfig) -> tuple[ServerTarget | None, ServerTarget | None]:
+    """The chat server and the gate's server the config names (None: embedded), sharing
+    one set of client settings: the API key (environment, else api_key_file) and ca_file.
+    The key is read only when a server is named."""
+    if not (config.endpoint or config.gate_endpoint):
+        return None, None
+    from app.engine.credentials import load_api_key
+    from app.engine.server_client import ServerOptions, ServerTarget
+
+    options = ServerOptions(api_key=load_api_key(config.api_key_file), ca_file=config.ca_file)
+    chat = ServerTarget(config.endpoint, options=options) if config.endpoint else None
+    gate = (ServerTarget(config.gate_endpoint, api=config.gate_api, options=options)
+            if config.gate_endpoint else None)
+    return chat, gate
 
 
 class Services:
@@ -128,16 +186,29 @@ class Services:
 
     # Loaded models (blocking: call from a thread worker)
 
-    def assistant(self, name: str) -> Assistant:
+    def assistant(self, name: str, *, allow_unverified: bool = False,
+                  num_ctx: int | None = None) -> Assistant:
         """The named assistant, loading it on first use; the previously loaded one is
-        closed first so that only one model occupies memory."""
+        closed first so that only one model occupies memory. A model whose verification
+        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway").
+        `num_ctx`: a conversation's own context size; a model loaded at another size is
+        loaded again at this one (None: whatever size is loaded, else the configured one).
+        Refusals (ContextSizeError, InsufficientMemoryError) come from the load."""
         with self._lock:
-            if self._assistant is not None and self._assistant.name == name:
-                return self._assistant
-            if self._assistant is not None:
-                previous, self._assistant = self._assistant, None
-                previous.close()
-            self._assistant = self._open_assistant(name)
+            loaded = self._assistant
+            if loaded is not None and loaded.name == name and \
+                    (num_ctx is None or loaded.engine.n_ctx == num_ctx):
+                return loaded
+            if loaded is not None:
+                self._assistant = None
+                loaded.close()
+            # Only the options given: tests' openers need not take them.
+            options: dict[str, Any] = {}
+            if allow_unverified:
+                options["allow_unverified"] = True
+            if num_ctx is not None:
+                options["num_ctx"] = num_ctx
+            self._assistant = self._open_assistant(name, **options)
             return self._assistant
 
     def is_loaded(self, name: str) -> bool:
@@ -148,10 +219,13 @@ class Services:
     def loaded(self) -> Assistant | None:
         return self._assistant
 
-    def gate(self) -> Gate:
+    def gate(self, *, allow_unverified: bool = False) -> Gate:
+        """The intent-safety gate, loaded on first use (UnverifiedModelError for a
+        classifier whose verification FAILED, unless `allow_unverified`)."""
         with self._lock:
             if self._gate is None:
-                self._gate = self._open_gate()
+                self._gate = (self._open_gate(allow_unverified=True) if allow_unverified
+                              else self._open_gate())
             return self._gate
 
     @property

@@ -1,20 +1,24 @@
 """Conversation rules the screens share, kept free of widgets so they are easy to test:
-what the model is sent, which models can think, titles and the footer's figures."""
+what the model is sent, which models can think and the footer's figures. Titles come from
+app.assistants.titles (`auto_title` is its first-line rule; `conversation_title` titles a
+case by its content)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.cells import cell_len
-
 from app.assistants.profiles import AssistantProfile
 from app.assistants.registry import InstalledModel
 from app.assistants.sentencing_case import NOT_LEGAL_ADVICE
+from app.assistants.titles import DEFAULT_TITLE, TITLE_CELLS, printable
+from app.assistants.titles import first_line_title as auto_title
 from app.store import Message
 
-DEFAULT_TITLE = "New conversation"
-TITLE_CELLS = 40
+DEFAULT_N_CTX = 4096  # the context window assumed when the Modelfile cannot be read
+__all__ = ["DEFAULT_N_CTX", "DEFAULT_TITLE", "TITLE_CELLS", "Figures", "auto_title",
+           "context_size", "default_thinking", "engine_history", "last_reply", "printable",
+           "strip_notice", "supports_thinking"]
 KEPT_REPLIES = ("complete", "cancelled")
 
 
@@ -41,21 +45,15 @@ def strip_notice(answer: str) -> str:
         NOT_LEGAL_ADVICE) else answer
 
 
-# C0/C1 control characters (but tab and newline) would reach the terminal as they are: a
-# demo model's random bytes, or a crafted reply, could move the cursor or retitle the window.
-_CONTROLS = {code: "\ufffd" for code in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
-             if chr(code) not in "\t\n"}
-
-
-def printable(text: str) -> str:
-    """`text` safe to show in a terminal: control characters become U+FFFD."""
-    return text.translate(_CONTROLS)
-
-
 def supports_thinking(profile: AssistantProfile | None) -> bool:
     """Whether the chat template can switch thinking on and off (the Qwen3 family's
     templates read Ollama's .Think; Llama-2's and the instruct-only model's do not)."""
     return profile is not None and ".Think" in (profile.template or "")
+
+
+def context_size(profile: AssistantProfile | None) -> int:
+    """The model's context window, in tokens (its Modelfile's num_ctx)."""
+    return profile.n_ctx if profile is not None else DEFAULT_N_CTX
 
 
 def default_thinking(model: InstalledModel | None) -> bool:
@@ -63,21 +61,6 @@ def default_thinking(model: InstalledModel | None) -> bool:
     if model is None:
         return True
     return not str(model.manifest.get("architecture", "")).startswith("Qwen3_5")
-
-
-def auto_title(text: str, max_cells: int = TITLE_CELLS) -> str:
-    """A conversation title from its first message: the first line, cut to `max_cells`
-    terminal cells (a CJK character takes two), with an ellipsis when cut."""
-    line = " ".join(printable(text).strip().splitlines()[0].split()) if text.strip() else ""
-    if cell_len(line) <= max_cells:
-        return line or DEFAULT_TITLE
-    kept, width = [], 0
-    for char in line:
-        width += cell_len(char)
-        if width > max_cells - 1:
-            break
-        kept.append(char)
-    return "".join(kept).rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -88,7 +71,7 @@ class Figures:
     completion_tokens: int = 0
     tokens_per_second: float = 0.0
     seconds: float = 0.0
-    n_ctx: int = 4096
+    n_ctx: int = DEFAULT_N_CTX
 
     @classmethod
     def of(cls, message: Message | None, n_ctx: int) -> Figures:

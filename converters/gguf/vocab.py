@@ -41,6 +41,10 @@ PRE_TOKENIZER_REGEXES: dict[str, str] = {
     ),
 }
 _TokenType = gguf.TokenType
+# Added tokens that tokenizer files leave non-special although they act as control tokens
+# (llama.cpp's converter lists these by name: deepseek-coder's <pad>, Gemma's <mask>,
+# <2mass>, [@BOS@]); beyond them, the spellings of looks_special.
+_SPECIAL_LOOKING_NAMES = frozenset({"<pad>", "<mask>", "<2mass>", "[@BOS@]"})
 
 
 @dataclass(frozen=True)
@@ -138,12 +142,30 @@ def _split_regexes(node: Any) -> list[str]:
     return []
 
 
+def looks_special(text: str) -> bool:
+    """llama.cpp's converter's rule for an added token that is special in all but name:
+    `<|...|>` (Qwen's <|fim_prefix|> ... <|file_sep|>, marked `special: false`),
+    DeepSeek's full-width `<｜...｜>`, Gemma's `<unused...>`, and the few names above. Its
+    loader promotes such tokens to CONTROL itself and warns at every load, so writing them
+    CONTROL is both what the reference converter does and what llama.cpp ends up using."""
+    return (text in _SPECIAL_LOOKING_NAMES
+            or (text.startswith("<|") and text.endswith("|>"))
+            or (text.startswith("<\uff5c") and text.endswith("\uff5c>"))
+            or (text.startswith("<unused") and text.endswith(">")))
+
+
+def added_token_type(text: str, special: bool) -> gguf.TokenType:
+    """An added token's GGUF type: CONTROL when special or special-looking, else
+    USER_DEFINED (matched in text before BPE, and written out when decoding)."""
+    return _TokenType.CONTROL if special or looks_special(text) else _TokenType.USER_DEFINED
+
+
 def _bpe_tokens(path: Path, data: dict, vocab_size: int) -> tuple[list[str], list[int]]:
     by_id: dict[int, tuple[str, gguf.TokenType]] = {
         int(i): (tok, _TokenType.NORMAL) for tok, i in data["model"]["vocab"].items()}
     for added in data.get("added_tokens") or []:
-        kind = _TokenType.CONTROL if added.get("special") else _TokenType.USER_DEFINED
-        by_id[int(added["id"])] = (added["content"], kind)
+        content = added["content"]
+        by_id[int(added["id"])] = (content, added_token_type(content, bool(added.get("special"))))
     if by_id and max(by_id) >= vocab_size:
         raise InputError(
             f"{path}: token id {max(by_id)} is beyond the model's vocab_size {vocab_size}; "
@@ -179,7 +201,7 @@ def _add_sentencepiece(writer: gguf.GGUFWriter, directory: Path, vocab_size: int
             _append_unused(tokens, scores, types)
         tokens.append(token)
         scores.append(-1000.0)
-        types.append(int(_TokenType.CONTROL if special else _TokenType.USER_DEFINED))
+        types.append(int(added_token_type(token, special)))
     if len(tokens) > vocab_size:
         raise InputError(f"{path}: {len(tokens)} tokens but the model's vocab_size is "
                          f"{vocab_size}")
@@ -199,17 +221,21 @@ def _append_unused(tokens: list[str], scores: list[float], types: list[int]) -> 
 
 
 def _extra_added_tokens(directory: Path, n_pieces: int) -> list[tuple[str, int, bool]]:
-    """Tokens added after training (tokenizer.json added_tokens / added_tokens.json)."""
+    """Tokens added after training, with their `special` flag: added_tokens.json has none
+    (not special), tokenizer.json's added_tokens and tokenizer_config.json's
+    added_tokens_decoder have it (the latter wins, as in llama.cpp's converter)."""
     extra: dict[int, tuple[str, bool]] = {}
-    if (directory / "tokenizer.json").is_file():
-        for added in _load_json(directory / "tokenizer.json").get("added_tokens") or []:
-            if int(added["id"]) >= n_pieces:
-                extra[int(added["id"])] = (added["content"], bool(added.get("special")))
     if (directory / "added_tokens.json").is_file():
         for token, token_id in _load_json(directory / "added_tokens.json").items():
-            if int(token_id) >= n_pieces:
-                extra.setdefault(int(token_id), (token, True))
-    return [(tok, i, special) for i, (tok, special) in sorted(extra.items())]
+            extra[int(token_id)] = (token, False)
+    if (directory / "tokenizer.json").is_file():
+        for added in _load_json(directory / "tokenizer.json").get("added_tokens") or []:
+            extra[int(added["id"])] = (added["content"], bool(added.get("special")))
+    if (directory / "tokenizer_config.json").is_file():
+        decoder = _load_json(directory / "tokenizer_config.json").get("added_tokens_decoder")
+        for token_id, entry in (decoder or {}).items():
+            extra[int(token_id)] = (entry["content"], bool(entry.get("special")))
+    return [(tok, i, special) for i, (tok, special) in sorted(extra.items()) if i >= n_pieces]
 
 
 # ---------------------------------------------------------------------------- specials

@@ -63,13 +63,37 @@ CORPUS_PATH = Path(__file__).resolve().parent / "data" / "corpus.txt"
 QWEN2_PRETOKENIZE_REGEX = PRE_TOKENIZER_REGEXES["qwen2"]
 QWEN35_PRETOKENIZE_REGEX = PRE_TOKENIZER_REGEXES["qwen35"]
 
-# Added tokens, in id order, with their `special` flag as in Qwen3's tokenizer.json:
-# <think> and </think> are added tokens but not special (decode(skip_special_tokens=True)
-# keeps them; llama.cpp types them USER_DEFINED).
+# Added tokens, in id order, with their `special` flag as in Qwen3's tokenizer.json (ids
+# 151643-151668 there). <tool_call>, <think> and their closers are added but not special
+# (decode(skip_special_tokens=True) keeps them; llama.cpp types them USER_DEFINED). The
+# fill-in-the-middle tokens <|fim_prefix|> ... <|file_sep|> are not special either, though
+# they look it: llama.cpp's converter types them CONTROL anyway, and its loader warns at
+# every load when a GGUF does not.
 _QWEN_ADDED: tuple[tuple[str, bool], ...] = (
     ("<|endoftext|>", True),
     ("<|im_start|>", True),
     ("<|im_end|>", True),
+    ("<|object_ref_start|>", True),
+    ("<|object_ref_end|>", True),
+    ("<|box_start|>", True),
+    ("<|box_end|>", True),
+    ("<|quad_start|>", True),
+    ("<|quad_end|>", True),
+    ("<|vision_start|>", True),
+    ("<|vision_end|>", True),
+    ("<|vision_pad|>", True),
+    ("<|image_pad|>", True),
+    ("<|video_pad|>", True),
+    ("<tool_call>", False),
+    ("</tool_call>", False),
+    ("<|fim_prefix|>", False),
+    ("<|fim_middle|>", False),
+    ("<|fim_suffix|>", False),
+    ("<|fim_pad|>", False),
+    ("<|repo_name|>", False),
+    ("<|file_sep|>", False),
+    ("<tool_response>", False),
+    ("</tool_response>", False),
     ("<think>", False),
     ("</think>", False),
 )

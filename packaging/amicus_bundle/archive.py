@@ -3,7 +3,8 @@
 Layout (the installers rely on it):
     SHA256SUMS      sha256 of every other file, in `sha256sum -c` format
     bundle.json     what the bundle is for (platform, Python, models) and its file count
-    install.sh, install.ps1
+    install.py      the installer (standard library only), for every platform
+    install.sh, install.ps1   launchers that find a Python and run install.py
     wheelhouse/*.whl
     models/<name>/  GGUF, Modelfile, manifest.json
 SHA256SUMS and bundle.json come first in the archive: an archive cut short loses files at
@@ -28,8 +29,9 @@ from amicus_bundle.progress import ByteProgress
 
 SUMS_NAME = "SHA256SUMS"
 INFO_NAME = "bundle.json"
-FIRST = (SUMS_NAME, INFO_NAME, "install.sh", "install.ps1")
-EXECUTABLE = {"install.sh"}
+INSTALLERS = ("install.py", "install.sh", "install.ps1")
+FIRST = (SUMS_NAME, INFO_NAME, *INSTALLERS)
+EXECUTABLE = {"install.py", "install.sh"}
 STORED_SUFFIXES = {".whl", ".gguf"}  # already compressed, or nearly incompressible
 CHUNK = 1 << 20
 
@@ -52,7 +54,8 @@ def stage(root: Path, wheels: list[Path], models: list[BundleModel],
             _place(model.directory / name, root / "models" / model.name / name)
     for name, text in installers.items():
         path = root / name
-        path.write_text(text, encoding="utf-8", newline="\n" if name.endswith(".sh") else "\r\n")
+        # PowerShell on Windows wants CRLF; sh and Python read LF
+        path.write_text(text, encoding="utf-8", newline="\r\n" if name.endswith(".ps1") else "\n")
         path.chmod(0o755 if name in EXECUTABLE else 0o644)
 
 

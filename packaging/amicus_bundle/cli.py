@@ -19,7 +19,6 @@ from amicus_bundle.progress import Steps, human_size, note
 
 PACKAGING = Path(__file__).resolve().parents[1]
 SOURCE_TREE = PACKAGING.parent
-INSTALLERS = ("install.sh", "install.ps1")
 AVX512_WARNING = (
     "WARNING: this llama-cpp-python was compiled for a CPU with AVX-512 (llama.cpp builds "
     "for the build machine's own CPU unless GGML_NATIVE=OFF). Most laptops lack it and "
@@ -33,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build one archive that installs Amicus and the named models on a "
                     "laptop with no network: a wheelhouse of every runtime dependency for "
                     "the target platform (llama-cpp-python's compiled wheel included), the "
-                    "models, SHA256SUMS and the installers (install.sh, install.ps1).",
+                    "models, SHA256SUMS and the installer (install.py, with the launchers "
+                    "install.sh and install.ps1).",
         epilog="examples:\n"
                "  bundle.py --models moral-audit sentencing\n"
                "  bundle.py --models all --from-venv            # offline: repack this venv\n"
@@ -166,7 +166,7 @@ def _stage_step(steps: Steps, root: Path, house: House, models: list[BundleModel
     values = {"AMICUS_VERSION": house.version, "PYTHON_VERSION": target.python,
               "BUNDLE_NAME": root.name, "TARGET_OS": target.os}
     archive.stage(root, house.wheels, models,
-                  {name: _installer_text(name, values) for name in INSTALLERS})
+                  {name: _installer_text(name, values) for name in archive.INSTALLERS})
     info = _info(house.version, target, house.wheels, models, house.backend)
     archive.write_info(root, {**info, "llama_cpu_features": house.cpu_features})
     steps.start("checksums (SHA256SUMS)")

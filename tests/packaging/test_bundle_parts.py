@@ -108,7 +108,8 @@ def _small_bundle(tmp_path: Path) -> Path:
     model = BundleModel("tiny", model_dir, ("manifest.json", "tiny.Q4_K_M.gguf"), 0, True,
                         "Q4_K_M")
     root = tmp_path / "stage" / "amicus-test"
-    archive.stage(root, [wheel], [model], {"install.sh": "#!/bin/sh\n", "install.ps1": "x"})
+    installers = {"install.py": "print()\n", "install.sh": "#!/bin/sh\n", "install.ps1": "x\n"}
+    archive.stage(root, [wheel], [model], installers)
     archive.write_info(root, {"format": 1})
     archive.write_checksums(root)
     return root
@@ -125,6 +126,9 @@ def test_checksums_cover_every_file_and_the_count_is_recorded(tmp_path):
     assert set(listed) == on_disk - {"SHA256SUMS"}
     assert json.loads((root / "bundle.json").read_text())["file_count"] == len(listed)
     assert (root / "install.sh").stat().st_mode & 0o111
+    assert (root / "install.py").stat().st_mode & 0o111
+    assert (root / "install.ps1").read_bytes() == b"x\r\n"  # Windows PowerShell's line ends
+    assert (root / "install.py").read_bytes() == b"print()\n"
 
 
 @pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
@@ -139,15 +143,16 @@ def test_archive_puts_checksums_first_and_appears_only_when_complete(tmp_path, f
             names = [i.filename for i in infos]
             gguf = next(i for i in infos if i.filename.endswith(".gguf"))
             assert gguf.compress_type == zipfile.ZIP_STORED
-            script = next(i for i in infos if i.filename.endswith("install.sh"))
-            assert (script.external_attr >> 16) & 0o111
+            for script in ("install.sh", "install.py"):
+                info = next(i for i in infos if i.filename.endswith(script))
+                assert (info.external_attr >> 16) & 0o111
     else:
         with tarfile.open(out) as tar:
             members = tar.getmembers()
             names = [m.name for m in members if m.isfile()]
             assert all(m.uid == 0 and m.uname == "" for m in members)
-    expected = ["SHA256SUMS", "bundle.json", "install.sh", "install.ps1"]
-    assert names[:4] == [f"amicus-test/{n}" for n in expected]
+    expected = ["SHA256SUMS", "bundle.json", "install.py", "install.sh", "install.ps1"]
+    assert names[:5] == [f"amicus-test/{n}" for n in expected]
 
 
 def _wheel_with(tmp_path: Path, names: list[str]) -> Path:

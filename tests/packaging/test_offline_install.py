@@ -84,7 +84,11 @@ def test_the_archive_holds_everything_with_checksums_first(bundle):
     with tarfile.open(bundle.archive) as tar:
         names = [m.name.split("/", 1)[1] for m in tar.getmembers()
                  if m.isfile()]
-    assert names[:4] == ["SHA256SUMS", "bundle.json", "install.sh", "install.ps1"]
+        for name in ("install.py", "install.sh", "install.ps1"):
+            text = tar.extractfile(f"{bundle.archive.name[:-7]}/{name}").read()
+            # filled in by the build; ASCII, as Windows PowerShell 5.1 reads it (ANSI)
+            assert re.findall(r"@[A-Z_]+@", text.decode("ascii")) == [], name
+    assert names[:5] == ["SHA256SUMS", "bundle.json", "install.py", "install.sh", "install.ps1"]
     for model in DEMO_MODELS:
         assert f"models/{model}/manifest.json" in names
         assert f"models/{model}/{model}.Q4_K_M.gguf" in names

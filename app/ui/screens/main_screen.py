@@ -1,52 +1,46 @@
-"""The main screen: assistants and their conversations on the left, the conversation on the
-right, the message box under it.
+"""The main screen: assistants and their conversations on the left (Sidebar), the
+conversation on the right (ChatPane: header, messages, message box, status line), the
+footer under both.
 
-The screen owns every state change. The inference worker (app.ui.inference) only posts
-messages; the handlers below store the turn, stream it into its MessageView and update the
-status line. One turn runs at a time (one model, one llama.cpp context).
+The screen lays them out, answers the actions (their keys are in app.ui.keymap) and decides
+what is shown: which assistant, which conversation, how much of it. Its parts tell it what
+the user did with messages (AssistantChosen, ConversationChosen, SearchChanged,
+PromptSubmitted) and it calls them back. The turn in flight (gate, loading, reading,
+streaming, cancel, keep or discard) belongs to the chat pane, which says when a turn
+changed a conversation (ConversationUpdated).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Input
-from textual.worker import Worker, WorkerState
+from textual.widgets import Footer
 
 from app.assistants.catalog import GATE_MODEL, spec_of
 from app.assistants.profiles import AssistantProfile
-from app.engine.events import Finished
-from app.errors import DISK_FULL, describe
-from app.store import Conversation, Message, StoreError
+from app.errors import DISK_FULL
+from app.store import Conversation, Message
 from app.ui import exporting
 from app.ui.bindings import bindings
 from app.ui.config import UIConfig
-from app.ui.inference import run_turn
-from app.ui.job import Job
+from app.ui.failures import StoreFailed, show_failure, store_call, store_call_or
 from app.ui.keymap import first_key
 from app.ui.messages import (
     AssistantChosen,
     ConversationChosen,
+    ConversationUpdated,
     Copied,
-    GateChecking,
-    GateVerdict,
-    ModelLoading,
-    PromptReading,
     PromptSubmitted,
-    StreamChunk,
-    TurnAccepted,
-    TurnFailed,
-    TurnFinished,
+    SearchChanged,
 )
 from app.ui.screens.case_form import CaseForm
-from app.ui.screens.choice_dialog import Choice, ChoiceDialog, confirm
+from app.ui.screens.choice_dialog import confirm
 from app.ui.screens.error_dialog import ErrorDialog
 from app.ui.screens.frame_form import FrameForm
 from app.ui.screens.model_manager import ModelManager
@@ -57,22 +51,19 @@ from app.ui.services import AssistantEntry, Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
-    auto_title,
+    context_size,
     default_thinking,
-    engine_history,
     last_reply,
     printable,
     supports_thinking,
 )
-from app.ui.widgets.assistant_picker import AssistantPicker
-from app.ui.widgets.chat_header import ChatHeader
+from app.ui.widgets.chat_pane import ChatPane
 from app.ui.widgets.chat_view import ChatView
-from app.ui.widgets.conversation_list import ConversationList
-from app.ui.widgets.message_view import MessageView, blocked_note, stats_note
+from app.ui.widgets.message_view import MessageView
 from app.ui.widgets.prompt_input import PromptInput
+from app.ui.widgets.sidebar import Sidebar
 from app.ui.widgets.status_bar import StatusBar
 
-T = TypeVar("T")
 # The screens of the catalog's structured forms.
 FORM_SCREENS: dict[str, type[FrameForm] | type[CaseForm]] = {
     "moral_frames": FrameForm, "sentencing_case": CaseForm}
@@ -80,10 +71,6 @@ FORM_SCREENS: dict[str, type[FrameForm] | type[CaseForm]] = {
 # every switch); the earlier ones are one key or click away.
 WINDOW = 8
 LAST_ASSISTANT = "ui.assistant"  # store setting: the assistant shown at the last start
-
-
-class StoreFailed(Exception):
-    """A store call failed and its dialog is shown: the handler stops there."""
 
 
 class MainScreen(Screen[None]):
@@ -94,33 +81,28 @@ class MainScreen(Screen[None]):
         self.services = services
         self.config = config
         self.entry: AssistantEntry | None = None
-        self.conversation: Conversation | None = None
-        self.job: Job | None = None
-        self.show_thoughts = False
         self.full_history = False  # the conversation's earlier messages are drawn too
+        # Made here, not in compose, so that the app can ask about the turn in flight
+        # at any time (AmicusApp.busy), even before the screen is mounted.
+        self.sidebar = Sidebar(services, id="sidebar")
+        self.pane = ChatPane(services, config, id="chat")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            with Vertical(id="sidebar"):
-                yield AssistantPicker(id="assistants")
-                yield ConversationList(id="conversation-list")
-            with Vertical(id="chat"):
-                yield ChatHeader(id="chat-header")
-                yield ChatView(id="messages")
-                yield PromptInput(self.config.keymap, id="prompt")
-                yield StatusBar(id="status")
+            yield self.sidebar
+            yield self.pane
         yield Footer()
 
     async def on_mount(self) -> None:
         entries = self.services.assistants()
         name = self._first_assistant(entries)
-        self.query_one(AssistantPicker).show(entries, name)
+        self.sidebar.show_assistants(entries, name)
         await self.choose_assistant(name)
         self.prompt.focus()
 
     def _first_assistant(self, entries: list[AssistantEntry]) -> str:
         names = [e.name for e in entries]
-        last = self._store_or(None, self.services.store.get_setting, LAST_ASSISTANT)
+        last = store_call_or(self, None, self.services.store.get_setting, LAST_ASSISTANT)
         if last in names:
             return str(last)
         return next((e.name for e in entries if e.installed), names[0])
@@ -128,16 +110,25 @@ class MainScreen(Screen[None]):
     # Widgets and small helpers
 
     @property
+    def conversation(self) -> Conversation | None:
+        """The conversation shown (held by the chat pane: a turn may retitle it)."""
+        return self.pane.conversation
+
+    @conversation.setter
+    def conversation(self, conversation: Conversation | None) -> None:
+        self.pane.conversation = conversation
+
+    @property
     def prompt(self) -> PromptInput:
-        return self.query_one(PromptInput)
+        return self.pane.prompt
 
     @property
     def chat(self) -> ChatView:
-        return self.query_one(ChatView)
+        return self.pane.chat
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        return self.pane.status
 
     @property
     def profile(self) -> AssistantProfile | None:
@@ -149,25 +140,6 @@ class MainScreen(Screen[None]):
     def show_error(self, title: str, message: str) -> None:
         self.app.push_screen(ErrorDialog(title, message))
 
-    def show_failure(self, exc: BaseException, title: str | None = None) -> None:
-        """The dialog for a failure, as app.errors describes it."""
-        failure = describe(exc)
-        self.show_error(title or failure.title, failure.line)
-
-    def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store call; on failure its dialog is shown and StoreFailed raised."""
-        try:
-            return call(*args, **kwargs)
-        except StoreError as exc:
-            self.show_failure(exc)
-            raise StoreFailed from exc
-
-    def _store_or(self, default: T, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return self._store(call, *args, **kwargs)
-        except StoreFailed:
-            return default
-
     # Assistants and conversations
 
     @on(AssistantChosen)
@@ -177,17 +149,17 @@ class MainScreen(Screen[None]):
 
     async def choose_assistant(self, name: str) -> None:
         self.entry = next(e for e in self.services.assistants() if e.name == name)
-        self._store_or(None, self.services.store.set_setting, LAST_ASSISTANT, name)
+        store_call_or(self, None, self.services.store.set_setting, LAST_ASSISTANT, name)
         conversations = await self.refresh_conversations(None)
         await self.open_conversation(conversations[0].id if conversations else None)
 
     async def refresh_conversations(self, selected: int | None) -> list[Conversation]:
-        listing = self.query_one(ConversationList)
         assert self.entry is not None
-        found = self._store_or([], self.services.store.list_conversations, self.entry.name,
-                               listing.search_text or None)
-        await listing.show(found, selected)
-        return found
+        return await self.sidebar.show_conversations(self.entry.name, selected)
+
+    @on(SearchChanged)
+    async def _search_changed(self) -> None:
+        await self.refresh_conversations(self.conversation.id if self.conversation else None)
 
     @on(ConversationChosen)
     async def _conversation_chosen(self, event: ConversationChosen) -> None:
@@ -198,40 +170,34 @@ class MainScreen(Screen[None]):
     async def open_conversation(self, conversation_id: int | None) -> None:
         conversation = None
         if conversation_id is not None:
-            conversation = self._store_or(None, self.services.store.get_conversation,
-                                          conversation_id)
+            conversation = store_call_or(self, None, self.services.store.get_conversation,
+                                         conversation_id)
         self.conversation = conversation
         self.full_history = False
         await self.render_conversation()
 
     async def render_conversation(self) -> None:
         self.update_header()
-        n_ctx = self.profile.n_ctx if self.profile else 4096
+        n_ctx = context_size(self.profile)
         if self.conversation is None:
             await self.chat.show_hint(self.hint())
             self.status.set_figures(Figures(n_ctx=n_ctx).describe())
             return
-        messages = self._store_or([], self.services.store.messages, self.conversation.id)
+        messages: list[Message] = store_call_or(self, [], self.services.store.messages,
+                                                self.conversation.id)
         shown = messages if self.full_history else messages[-WINDOW:]
-        await self.chat.show([self.message_view(m) for m in shown],
-                             earlier=len(messages) - len(shown))
+        author = self.entry.name if self.entry else ""
+        views = [self.pane.message_view(m, "You" if m.role == "user" else author)
+                 for m in shown]
+        await self.chat.show(views, earlier=len(messages) - len(shown))
         self.status.set_figures(Figures.of(last_reply(messages), n_ctx).describe())
 
-    def message_view(self, message: Message) -> MessageView:
-        author = "You" if message.role == "user" else self.entry.name if self.entry else ""
-        job = self.job
-        if job is not None and message.id == job.reply_id:  # the reply streaming right now
-            return MessageView(role="assistant", author=author, content=job.answer,
-                               thinking=job.thinking, status="streaming", message_id=message.id,
-                               show_thoughts=self.show_thoughts, streaming=True)
-        return MessageView.of(message, author, self.show_thoughts)
-
     def update_header(self) -> None:
-        self.query_one(ChatHeader).show(self.entry, self.conversation,
-                                        can_think=supports_thinking(self.profile))
+        self.pane.header.show(self.entry, self.conversation,
+                              can_think=supports_thinking(self.profile))
         title = printable(self.conversation.title) if self.conversation else ""
         # Content, not a str: a str would be parsed as markup ("[x" in a title would fail).
-        self.query_one("#chat").border_title = Content(title) if title else None
+        self.pane.border_title = Content(title) if title else None
 
     def hint(self) -> str:
         entry = self.entry
@@ -262,18 +228,18 @@ class MainScreen(Screen[None]):
         if self.conversation is not None:
             return self.conversation
         assert self.entry is not None
-        self.conversation = self._store(
-            self.services.store.create_conversation, self.entry.name, title=DEFAULT_TITLE,
-            thinking=default_thinking(self.entry.model))
+        self.conversation = store_call(
+            self, self.services.store.create_conversation, self.entry.name,
+            title=DEFAULT_TITLE, thinking=default_thinking(self.entry.model))
         return self.conversation
 
     def set_options(self, **options: Any) -> None:
         conversation = self.ensure_conversation()
-        self.conversation = self._store(self.services.store.set_conversation_options,
-                                        conversation.id, **options)
+        self.conversation = store_call(self, self.services.store.set_conversation_options,
+                                       conversation.id, **options)
         self.update_header()
 
-    # Sending a message
+    # Sending a message (the chat pane runs the turn)
 
     @on(PromptSubmitted)
     async def _submitted(self, event: PromptSubmitted) -> None:
@@ -285,7 +251,7 @@ class MainScreen(Screen[None]):
     async def send(self, text: str) -> None:
         if not text.strip():
             return
-        if self.job is not None:
+        if self.pane.busy:
             self.notify(f"A reply is being generated: wait, or press {self.key('cancel')} to "
                         "stop it.", severity="warning")
             return
@@ -294,260 +260,26 @@ class MainScreen(Screen[None]):
             self.show_error("No model for this assistant", self.hint().replace("**", ""))
             return
         try:
-            job = self.new_job(text)
+            conversation = self.ensure_conversation()
         except StoreFailed:
             return
-        self.job = job
-        self.status.set_state("starting…", busy=True)
-        self.refresh_bindings()
-        self.start_turn(job)
+        self.pane.send(entry.name, conversation, text)
 
-    def new_job(self, text: str) -> Job:
-        assert self.entry is not None
-        conversation = self.ensure_conversation()
-        history = engine_history(self._store(self.services.store.messages, conversation.id))
-        think = conversation.thinking if supports_thinking(self.profile) else None
-        return Job(conversation.id, self.entry.name, text, history,
-                   conversation.system_prompt, conversation.parameters, think,
-                   conversation.safety_gate)
-
-    @work(thread=True, exclusive=True, group="inference", exit_on_error=False)
-    def start_turn(self, job: Job) -> None:
-        run_turn(job, self.services, self.post_message)
-
-    def is_current(self, job: Job) -> bool:
-        return job is self.job
-
-    def job_view(self, job: Job) -> MessageView | None:
-        return self.chat.message(job.reply_id) if job.reply_id is not None else None
-
-    @on(GateChecking)
-    def _gate_checking(self, event: GateChecking) -> None:
-        if self.is_current(event.job):
-            event.job.stage = "gate"
-            self.status.set_state("checking the message with the intent-safety gate…",
-                                  busy=True)
-
-    @on(GateVerdict)
-    async def _gate_verdict(self, event: GateVerdict) -> None:
-        job, verdict = event.job, event.verdict
-        if not self.is_current(job) or not verdict.unsafe:
-            return
-        self.end_turn("blocked by the intent-safety gate")
-        try:
-            stored = self._store(self.services.store.add_message, job.conversation_id, "user",
-                                 job.text, status="blocked",
-                                 blocked_probability=float(verdict.prob_unsafe))
-        except StoreFailed:
-            return
-        if self.showing(job):
-            await self.chat.add(MessageView(
-                role="user", author="You", content=job.text, status="blocked",
-                note=blocked_note(verdict.prob_unsafe, verdict.threshold),
-                message_id=stored.id))
-        await self.refresh_conversations(job.conversation_id)
-        self.notify(f"Blocked: unsafe (probability {verdict.prob_unsafe:.2f}). Your text is "
-                    "still in the message box.", severity="warning")
-
-    def showing(self, job: Job) -> bool:
-        return self.conversation is not None and self.conversation.id == job.conversation_id
-
-    @on(ModelLoading)
-    def _model_loading(self, event: ModelLoading) -> None:
-        if self.is_current(event.job):
-            event.job.stage = "loading"
-            self.status.set_state(f"loading {event.job.assistant_name}…", busy=True)
-
-    @on(TurnAccepted)
-    async def _turn_accepted(self, event: TurnAccepted) -> None:
-        job = event.job
-        if not self.is_current(job):
-            return
-        try:
-            user = self._store(self.services.store.add_message, job.conversation_id, "user",
-                               job.text)
-            job.user_id = user.id
-            reply = self._store(self.services.store.add_message, job.conversation_id,
-                                "assistant", "", status="streaming")
-            job.reply_id = reply.id
-            self.retitle(job)
-        except StoreFailed:
-            job.discard = True
-            job.cancel.set()
-            return
-        if self.prompt.text == job.text:
-            self.prompt.set_text("")
-        if self.showing(job):
-            await self.chat.add(MessageView.of(user, "You", self.show_thoughts))
-            await self.chat.add(self.message_view(reply))
-        await self.refresh_conversations(job.conversation_id)
-
-    def retitle(self, job: Job) -> None:
-        conversation = self._store(self.services.store.get_conversation, job.conversation_id)
-        if conversation.title in ("", DEFAULT_TITLE):
-            conversation = self._store(self.services.store.rename_conversation,
-                                       conversation.id, auto_title(job.text))
-        if self.showing(job):
-            self.conversation = conversation
-            self.update_header()
-
-    @on(PromptReading)
-    def _prompt_reading(self, event: PromptReading) -> None:
-        job = event.job
-        if not self.is_current(job):
-            return
-        job.stage, job.prompt_tokens = "reading", event.prompt_tokens
-        reused = event.prompt_tokens - event.evaluating
-        detail = f", {reused} reused" if reused > 0 else ""
-        note = f"reading the prompt: {event.prompt_tokens} tokens{detail}…"
-        self.status.set_state(note, busy=True)
-        view = self.job_view(job)
-        if view is not None:
-            view.set_note(note)
-
-    @on(StreamChunk)
-    async def _stream_chunk(self, event: StreamChunk) -> None:
-        job = event.job
-        if not self.is_current(job) or job.discard:
-            return
-        job.thinking += event.thinking
-        job.answer += event.answer
-        if job.stage != "generating" and not job.cancelled:
-            job.stage = "generating"
-            self.status.set_state(f"generating… {self.key('cancel')} stops", busy=True)
-        view = self.job_view(job)
-        if view is not None:
-            if view.streaming and view.note.startswith("reading"):
-                view.set_note("")
-            await view.append(event.thinking, event.answer)
-
-    @on(TurnFinished)
-    async def _turn_finished(self, event: TurnFinished) -> None:
-        job, finished = event.job, event.finished
-        if not self.is_current(job):
-            return
-        if job.discard:
-            self.end_turn("not saved")
-        elif finished is None:
-            self.end_turn("stopped before anything was sent")
-        elif finished.cancelled:
-            await self.cancelled(job, finished)
-        else:
-            await self.complete(job, finished)
-
-    async def complete(self, job: Job, finished: Finished) -> None:
-        self.end_turn("ready")
-        assert job.assistant is not None and job.reply_id is not None
-        answer = job.assistant.finish_answer(finished.answer)
-        await self.save_reply(job, finished, answer, "complete")
-
-    async def save_reply(self, job: Job, finished: Finished, answer: str, status: str) -> None:
-        stats = finished.stats
-        assert job.reply_id is not None
-        try:
-            stored = self._store(
-                self.services.store.update_message, job.reply_id, content=answer,
-                thinking=finished.thinking or None, status=status, prompt_ms=stats.prompt_ms,
-                generation_ms=stats.generation_ms, prompt_tokens=stats.prompt_tokens,
-                completion_tokens=stats.completion_tokens,
-                tokens_per_second=stats.tokens_per_second)
-        except StoreFailed:
-            return
-        view = self.job_view(job)
-        prefix = "cancelled: partial reply · " if status == "cancelled" else ""
-        if view is not None:
-            await view.finish(answer, finished.thinking, prefix + stats_note(stored), status)
-        if self.showing(job):
-            n_ctx = self.profile.n_ctx if self.profile else 4096
-            self.status.set_figures(Figures.of(stored, n_ctx).describe())
-
-    async def cancelled(self, job: Job, finished: Finished) -> None:
-        self.end_turn("stopped")
-        if not (finished.answer.strip() or finished.thinking.strip()):
-            await self.discard(job)
-            return
-        policy = self.config.on_cancel
-        if policy == "ask":
-            choices = [Choice("keep", "Keep it", "k", "primary"),
-                       Choice("discard", "Discard it", "d", "error")]
-            dialog = ChoiceDialog("Reply stopped", "Keep the partial reply, or discard it and "
-                                  "get your message back in the message box?", choices,
-                                  escape_value="keep")
-
-            async def decided(choice: str | None) -> None:
-                await self.keep_or_discard(job, finished, choice or "keep")
-
-            self.app.push_screen(dialog, decided)
-        else:
-            await self.keep_or_discard(job, finished, policy)
-
-    async def keep_or_discard(self, job: Job, finished: Finished, choice: str) -> None:
-        if choice == "discard":
-            await self.discard(job)
-            return
-        assert job.assistant is not None
-        answer = job.assistant.finish_answer(finished.answer) if finished.answer.strip() \
-            else ""
-        await self.save_reply(job, finished, answer, "cancelled")
-
-    async def discard(self, job: Job) -> None:
-        """Forget the turn: its stored messages go, the text returns to the message box."""
-        for message_id in (job.reply_id, job.user_id):
-            if message_id is None:
-                continue
-            self._store_or(None, self.services.store.delete_message, message_id)
-            view = self.chat.message(message_id)
-            if view is not None:
-                await view.remove()
-        if not self.prompt.text.strip():
-            self.prompt.set_text(job.text)
-
-    @on(TurnFailed)
-    async def _turn_failed(self, event: TurnFailed) -> None:
-        job = event.job
-        if not self.is_current(job):
-            return
-        self.end_turn("the last reply failed")
-        if job.reply_id is not None and not job.discard:
-            note = f"the reply failed: {describe(event.error).line}"
-            self._store_or(None, self.services.store.update_message, job.reply_id,
-                           content=job.answer, thinking=job.thinking or None, status="error")
-            view = self.job_view(job)
-            if view is not None:
-                await view.finish(job.answer, job.thinking, note, "error")
-            if not self.prompt.text.strip():
-                self.prompt.set_text(job.text)
-        self.show_failure(event.error, event.title)
-
-    def end_turn(self, state: str) -> None:
-        self.job = None
-        self.status.set_state(state)
-        self.refresh_bindings()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The turn's own errors arrive as TurnFailed; this catches what escaped it."""
-        if event.worker.group == "inference" and event.state == WorkerState.ERROR:
-            self.end_turn("the last reply failed")
-            error = event.worker.error
-            if error is not None:
-                self.show_failure(error)
+    @on(ConversationUpdated)
+    async def _conversation_updated(self, event: ConversationUpdated) -> None:
+        if self.conversation is not None and self.conversation.id == event.conversation_id:
+            self.update_header()  # the turn may have retitled it
+        await self.refresh_conversations(event.conversation_id)
 
     # Actions (see app.ui.keymap for their keys)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self.job is not None  # the footer shows "Stop" only while generating
+            return self.pane.busy  # the footer shows "Stop" only while generating
         return True
 
     def action_cancel(self) -> None:
-        job = self.job
-        if job is None or job.cancelled:
-            return
-        job.cancel.set()
-        if job.stage == "reading":  # prefill cannot be interrupted
-            self.status.set_state("stopping once the prompt is read…", busy=True)
-        else:
-            self.status.set_state("stopping…", busy=True)
+        self.pane.cancel()
 
     async def action_new_conversation(self) -> None:
         self.conversation = None
@@ -563,8 +295,8 @@ class MainScreen(Screen[None]):
 
         async def renamed(title: str | None) -> None:
             if title:
-                self.conversation = self._store_or(
-                    conversation, self.services.store.rename_conversation, conversation.id,
+                self.conversation = store_call_or(
+                    self, conversation, self.services.store.rename_conversation, conversation.id,
                     " ".join(title.split()))
                 self.update_header()
                 await self.refresh_conversations(conversation.id)
@@ -577,14 +309,15 @@ class MainScreen(Screen[None]):
         if conversation is None:
             self.notify("No conversation to delete.")
             return
-        if self.job is not None and self.job.conversation_id == conversation.id:
+        job = self.pane.job
+        if job is not None and job.conversation_id == conversation.id:
             self.notify("Stop the reply first.", severity="warning")
             return
 
         async def decided(choice: str | None) -> None:
             if choice == "yes":
-                self._store_or(None, self.services.store.delete_conversation,
-                               conversation.id)
+                store_call_or(self, None, self.services.store.delete_conversation,
+                              conversation.id)
                 found = await self.refresh_conversations(None)
                 await self.open_conversation(found[0].id if found else None)
 
@@ -593,11 +326,7 @@ class MainScreen(Screen[None]):
                                      "erased from this computer."), decided)
 
     def action_search(self) -> None:
-        self.query_one(ConversationList).focus_search()
-
-    @on(Input.Changed, "#search")
-    async def _search_changed(self) -> None:
-        await self.refresh_conversations(self.conversation.id if self.conversation else None)
+        self.sidebar.focus_search()
 
     def action_focus_prompt(self) -> None:
         self.prompt.focus()
@@ -629,9 +358,7 @@ class MainScreen(Screen[None]):
             self.notify(f"Intent-safety gate {'on' if not current else 'off'}.")
 
     def action_toggle_thoughts(self) -> None:
-        self.show_thoughts = not self.show_thoughts
-        for view in self.chat.messages():
-            view.show_thoughts(self.show_thoughts)
+        self.chat.show_thoughts(not self.chat.thoughts_shown)
 
     def action_edit_options(self) -> None:
         try:
@@ -686,14 +413,14 @@ class MainScreen(Screen[None]):
 
     def export_to(self, conversation: Conversation, path: str) -> None:
         try:
-            text = self._store(self.services.store.export_markdown, conversation.id)
+            text = store_call(self, self.services.store.export_markdown, conversation.id)
         except StoreFailed:
             return
         try:
             written = exporting.write(path, text)
         except OSError as exc:
-            self.show_failure(exc, title=None if exc.errno in DISK_FULL
-                              else "The conversation could not be exported")
+            show_failure(self, exc, title=None if exc.errno in DISK_FULL
+                         else "The conversation could not be exported")
             return
         self.notify(f"Exported to {written}", title="Export", markup=False)
 
@@ -733,7 +460,7 @@ class MainScreen(Screen[None]):
             entries = self.services.assistants()
             name = self.entry.name if self.entry else None
             self.entry = next((e for e in entries if e.name == name), self.entry)
-            self.query_one(AssistantPicker).show(entries, name)
+            self.sidebar.show_assistants(entries, name)
             self.update_header()
 
         self.app.push_screen(ModelManager(self.services), back)
@@ -744,5 +471,4 @@ class MainScreen(Screen[None]):
             await self.render_conversation()
 
     def action_toggle_sidebar(self) -> None:
-        sidebar = self.query_one("#sidebar")
-        sidebar.display = not sidebar.display
+        self.sidebar.display = not self.sidebar.display

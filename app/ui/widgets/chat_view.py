@@ -1,5 +1,6 @@
 """The messages of the conversation shown, kept scrolled to the bottom while a reply
-streams in (until the user scrolls up; scrolling back down re-anchors it)."""
+streams in (until the user scrolls up; scrolling back down re-anchors it). Whether the
+thinking blocks are expanded is decided here, for every message, those to come included."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class ChatView(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.can_focus = True  # so the keyboard can scroll a long conversation
+        self.thoughts_shown = False  # the thinking blocks are expanded
 
     def on_mount(self) -> None:
         self.anchor()
@@ -40,6 +42,12 @@ class ChatView(VerticalScroll):
     async def add(self, widget: Widget) -> None:
         await self.remove_children(".hint")
         await self.mount(widget)
+
+    def show_thoughts(self, show: bool) -> None:
+        """Expand (or collapse) the thinking of every message, and of those added later."""
+        self.thoughts_shown = show
+        for view in self.messages():
+            view.show_thoughts(show)
 
     def messages(self) -> list[MessageView]:
         return list(self.query(MessageView))

@@ -14,6 +14,12 @@ from converters.gguf.architectures.base import Architecture, register
 from converters.gguf.vocab import ByteLevelBPE
 
 CLASSIFIER_HEAD = "cls.output.weight"
+# llama.cpp's server classifies through /rerank (started with --rerank). Without a rerank
+# template it tokenizes query and document apart and with special-token text left as text;
+# with one, it substitutes both into the template and tokenizes the result as the embedded
+# classifier does (special tokens parsed, no BOS). Amicus sends the whole classifier input
+# as the query and an empty document.
+RERANK_TEMPLATE = "{query}{document}"
 
 
 @register
@@ -28,6 +34,8 @@ class Qwen3(Architecture):
         if self.config.is_classifier:
             writer.add_pooling_type(gguf.PoolingType.RANK)
             writer.add_classifier_output_labels(self.labels())
+            writer.add_string(gguf.Keys.Tokenizer.CHAT_TEMPLATE_N.format(name="rerank"),
+                              RERANK_TEMPLATE)
 
     def labels(self) -> list[str]:
         id2label = self.config.get("id2label") or {}

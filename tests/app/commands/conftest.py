@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from tests.app.engine.test_openai_backend import fake  # noqa: F401 (a scripted server)
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,11 @@ def test_audit_writes_one_result_per_good_record(home, capsys, records, tmp_path
     assert [r["id"] for r in results] == ["r0", "r1", "r2"]
     assert results[0]["prompt"] == render_frame("action", GOOD[0])
     assert all(r["stats"]["completion_tokens"] > 0 for r in results)
+    for result in results:  # every result says which model, file and settings wrote it
+        record = result["provenance"]
+        assert record["assistant"] == "moral-audit" and record["model"]["demo"] is True
+        assert len(record["model"]["sha256"]) == 64 and record["think"] is False
+        assert record["sampling"]["temperature"] == 0.2 and record["system_prompt"]
     rejected = _results(tmp_path / "out.jsonl.rejected.jsonl")
     assert [(r["line"], "JSON" in r["reason"] or "missing" in r["reason"]) for r in rejected] \
         == [(2, True), (5, True)]
@@ -56,11 +61,11 @@ def test_an_interrupted_audit_resumes_without_redoing_records(home, capsys, reco
     calls = []
     real = audit._ask
 
-    def interrupted_on_second(assistant, prompt, *, think):
+    def interrupted_on_second(assistant, prompt, **options):
         calls.append(prompt)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(assistant, prompt, think=think)
+        return real(assistant, prompt, **options)
 
     monkeypatch.setattr(audit, "_ask", interrupted_on_second)
     code, _, _ = run(capsys, "audit", str(records), "--frame", "direct", "-o", str(out))
@@ -68,8 +73,8 @@ def test_an_interrupted_audit_resumes_without_redoing_records(home, capsys, reco
     assert [r["line"] for r in _results(out)] == [1]
     with open(out, "a", encoding="utf-8") as handle:  # a crash mid-write leaves half a line
         handle.write('{"line": 3, "fra')
-    monkeypatch.setattr(audit, "_ask", lambda a, p, *, think: (calls.append(p), real(
-        a, p, think=think))[1])
+    monkeypatch.setattr(audit, "_ask", lambda a, p, **options: (calls.append(p), real(
+        a, p, **options))[1])
     calls.clear()
     code, _, _ = run(capsys, "audit", str(records), "--frame", "direct", "-o", str(out))
     assert code == 0

@@ -47,3 +47,34 @@ def test_output_file_resumes(home, capsys, tmp_path):
     run(capsys, "classify", str(data), "-o", str(out))
     run(capsys, "classify", str(data), "-o", str(out))
     assert [json.loads(x)["line"] for x in out.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_every_verdict_carries_the_classifiers_provenance(home, capsys, tmp_path):
+    data = _write(tmp_path / "d.jsonl", [json.dumps({"turns": DIALOGUE})] * 2)
+    _, out, _ = run(capsys, "classify", str(data), "--threshold", "0.3")
+    manifest = json.loads((home / "models" / "intent-safety" / "manifest.json").read_text())
+    entry = next(o for o in manifest["outputs"] if o["role"] == "model")
+    for line in out.splitlines():
+        record = json.loads(line)["provenance"]
+        assert record["assistant"] == "intent-safety"
+        assert (record["model"]["sha256"], record["model"]["size"]) == (entry["sha256"],
+                                                                       entry["size"])
+        assert record["model"]["demo"] is True and record["classifier"]["threshold"] == 0.3
+        assert record["backend"]["kind"] == "embedded" and record["num_ctx"] == 4096
+
+
+def test_a_classifier_that_failed_verification_needs_allow_unverified(home, capsys, tmp_path):
+    run(capsys, "models", "verify", "intent-safety")
+    gguf = next((home / "models" / "intent-safety").glob("*.gguf"))
+    data = bytearray(gguf.read_bytes())
+    data[-100] ^= 0xFF
+    gguf.write_bytes(bytes(data))
+    run(capsys, "models", "verify", "intent-safety")
+    dialogues = _write(tmp_path / "d.jsonl", [json.dumps({"turns": DIALOGUE})])
+    out = tmp_path / "v.jsonl"
+    code, _, err = run(capsys, "classify", str(dialogues), "-o", str(out))
+    assert code == 2 and "--allow-unverified" in err and not out.exists()
+    code, _, _ = run(capsys, "classify", str(dialogues), "-o", str(out), "--allow-unverified")
+    assert code == 0
+    record = json.loads(out.read_text())["provenance"]
+    assert record["model"]["used_anyway"] is True

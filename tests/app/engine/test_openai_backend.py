@@ -6,10 +6,6 @@ Everything listens on 127.0.0.1 only."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.engine.credentials import Secret
 from app.engine.events import (
     AnswerDelta,
     Event,
@@ -30,39 +27,19 @@ from app.engine.events import (
 from app.engine.openai_backend import Endpoint, EndpointError, OpenAIBackend
 from app.engine.params import GenerationParams
 from app.engine.protocol import ChatEngine
+from app.engine.server_client import ServerOptions
 from converters.pipeline import ConvertRequest, Progress, convert
 from converters.synthetic import checkpoints as synthetic
+from tests.loopback import free_port, llama_cpp_server
 
 HI = [{"role": "user", "content": "hi"}]
 GREEDY = {"temperature": 0.0, "top_k": 1, "seed": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# --- llama-cpp-python's server ------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Server:
     url: str
     model_path: Path
-
-
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, limit_s: float = 60) -> None:
-    probe = OpenAIBackend(url, timeout=1)
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            probe.list_models()
-            return
-        except EndpointError:
-            time.sleep(0.1)
-    pytest.fail(f"llama_cpp.server not ready in {limit_s} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -71,26 +48,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
     source = synthetic.build_qwen3(root / "src").path
     request = ConvertRequest(base=str(source), name="m", out_dir=root / "out", quant="Q4_K_M")
     model = convert(request, Progress(enabled=False)).outputs[0]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "server.log"
     # A small context so that one test can overflow it cheaply.
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512",
-               "--n_threads", "2"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait_ready(url, process, log)
+    with llama_cpp_server(model, root / "server.log", n_ctx=512) as url:
         yield Server(url, model)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _collect(events: Iterator[Event]) -> tuple[list[Event], Finished]:
@@ -183,7 +143,7 @@ def test_a_stream_the_server_breaks_off_is_an_error(server):
 
 
 def test_connection_refused_is_one_clear_line():
-    backend = OpenAIBackend(f"http://127.0.0.1:{_free_port()}")
+    backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}")
     events = backend.stream(HI)
     with pytest.raises(EndpointError, match=r"connection refused \(is the server running\?\)"):
         next(events)  # no event before the error
@@ -352,6 +312,14 @@ def test_a_silent_server_times_out_clearly(fake):
         list(OpenAIBackend(fake.url, timeout=0.3).stream(HI))
 
 
+def test_done_without_a_finish_reason_is_a_cut_answer_not_a_whole_one(fake):
+    """What llama-cpp-python's server sends to a streamed answer another request
+    interrupts: a batch must never record it as finished."""
+    fake.script = [chunk(content="half an ans"), DONE]
+    with pytest.raises(EndpointError, match="ended the answer without finishing it"):
+        list(OpenAIBackend(fake.url).stream(HI))
+
+
 def test_an_error_inside_the_stream_is_raised(fake):
     fake.script = [chunk(content="a"), sse({"error": {"message": "out of\nmemory"}})]
     with pytest.raises(EndpointError, match=r"failed mid-answer: out of memory$"):
@@ -364,7 +332,8 @@ def test_request_carries_system_and_openai_named_params(fake):
                               repeat_penalty=1.1, repeat_last_n=32, presence_penalty=0.5,
                               frequency_penalty=0.25, num_predict=64, seed=7,
                               stop=("<|im_end|>",))
-    backend = OpenAIBackend(f"{fake.url}/v1/", model="moral-audit", api_key="k")
+    backend = OpenAIBackend(f"{fake.url}/v1/", model="moral-audit",
+                            options=ServerOptions(api_key=Secret("k")))
     history = [{"role": "user", "content": "hi", "thinking": "stored, not sent"}]
     _collect(backend.stream(history, system="Be kind.", params=params, think=False))
     request = fake.requests[0]

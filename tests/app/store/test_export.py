@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from app.store import Conversation, export_filename
 from app.store.export import MAX_STEM_BYTES
+from tests.app.store.conftest import record
 
 
 def _conversation(title: str, **options) -> Conversation:
@@ -75,3 +76,59 @@ def test_any_title_gives_a_safe_name(title):
     stem = name.removesuffix(".md")
     assert stem and stem == stem.strip(" .") and len(name.encode()) <= MAX_STEM_BYTES + 3
     assert not set(name) & set('\\/:*?"<>|\0\n\r\t')
+
+
+def test_export_names_the_model_file_and_settings_of_the_replies(store):
+    chat = store.create_conversation("sentencing", title="盗窃罪 · 张某")
+    store.add_message(chat.id, "user", "被告人张某盗窃。")
+    store.add_message(chat.id, "assistant", "判处有期徒刑一年。", provenance=record())
+    store.add_message(chat.id, "user", "缓刑？")
+    store.add_message(chat.id, "assistant", "可以", provenance=record())
+    markdown = store.export_markdown(chat.id)
+    header = markdown.split("## User")[0]
+    assert "- Model: sentencing.Q4_K_M.gguf\n" not in header  # said once, in full:
+    assert ("- Model: sentencing · sentencing.Q4_K_M.gguf · Q4_K_M · 2497280256 bytes\n"
+            in header)
+    assert f"- SHA-256: {'ab' * 32}\n" in header
+    assert "- Verification: verified\n" in header
+    assert "- Backend: embedded llama.cpp · CPU · adaptive threads\n" in header
+    assert "- Context: 4096 tokens\n" in header
+    assert '- Sampling: stop ["<|im_end|>"] · temperature 0.2 · top_p 0.9\n' in header
+    assert "- Amicus: 0.1.0\n" in header
+    assert "**System prompt**\n\n> 你是严谨的刑事审判辅助系统。" in header
+    assert "changed" not in markdown and "Demo model" not in markdown
+
+
+def test_export_notes_where_the_model_or_settings_change(store):
+    chat = store.create_conversation("sentencing")
+    store.add_message(chat.id, "user", "Q1")
+    store.add_message(chat.id, "assistant", "A1", provenance=record())
+    store.add_message(chat.id, "user", "Q2")
+    store.add_message(chat.id, "assistant", "A2", provenance=record(temperature=0.7))
+    store.add_message(chat.id, "user", "Q3")
+    store.add_message(chat.id, "assistant", "A3", provenance=record(temperature=0.7))
+    markdown = store.export_markdown(chat.id)
+    note = ("> **Model or settings changed from this reply on:**\n"
+            '> - Sampling: stop ["<|im_end|>"] · temperature 0.7 · top_p 0.9\n\n'
+            "## Assistant\n\nA2")
+    assert note in markdown
+    assert markdown.count("changed from this reply on") == 1
+    assert "temperature 0.2" in markdown.split("## User")[0]
+
+
+def test_export_warns_of_demo_and_unverified_models(store):
+    chat = store.create_conversation("sentencing")
+    store.add_message(chat.id, "user", "Q1")
+    store.add_message(chat.id, "assistant", "A1", provenance=record())
+    markdown = store.export_markdown(chat.id)
+    assert "Demo model" not in markdown and "Unverified model" not in markdown
+    store.add_message(chat.id, "user", "Q2")
+    store.add_message(chat.id, "assistant", "zx qv", provenance=record(
+        demo=True, used_anyway=True, verification="FAILED"))
+    markdown = store.export_markdown(chat.id)
+    header, body = markdown.split("## User", 1)
+    assert ("> **Demo model**: replies marked DEMO below come from a random-weight stand-in; "
+            "their text is meaningless.") in header
+    assert "> **Unverified model**" in header
+    assert "DEMO (random weights: meaningless text)" in body
+    assert "> - Verification: FAILED: used anyway" in body

@@ -20,6 +20,7 @@ from app.store import Store
 from app.ui.app import AmicusApp
 from app.ui.config import UIConfig
 from app.ui.services import Services
+from tests.app.store.conftest import folder  # noqa: F401 (a fixture for the app's tests)
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ class FakeGate:
     probability: float = 0.93
     calls: list[tuple[list[dict[str, Any]], str]] = field(default_factory=list)
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict:
+    def check(self, history: list[dict[str, Any]], user_text: str, *,
+              cancel: Any = None, progress: Any = None) -> Verdict:
         self.calls.append((list(history), user_text))
         unsafe = self.trigger in user_text
         return Verdict(unsafe, self.probability if unsafe else 0.04)

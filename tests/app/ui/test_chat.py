@@ -106,8 +106,8 @@ async def test_a_second_message_waits_for_the_first(rig_factory):
     rig = rig_factory(FakeEngine(["slow"], gate=gate))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "one")
-        await wait_until(pilot, lambda: rig.app.screen.job is not None
-                         and rig.app.screen.job.reply_id is not None)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job is not None
+                         and rig.app.screen.pane.job.reply_id is not None)
         await type_and_send(pilot, "two")
         await pilot.pause()
         assert rig.app.screen.query_one(PromptInput).text == "two"  # kept, not sent
@@ -120,7 +120,8 @@ async def test_escape_cancels_and_keeps_the_partial_reply(rig_factory):
     rig = rig_factory(FakeEngine(LONG, token_delay_s=0.01))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "tell me everything")
-        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job and rig.app.screen.pane.job.answer,
+                         timeout=30, what="the first words of the reply")
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(rig.app.screen, ChoiceDialog))
         await pilot.press("k")
@@ -135,7 +136,8 @@ async def test_escape_then_discard_restores_the_message(rig_factory):
     rig = rig_factory(FakeEngine(LONG, token_delay_s=0.01))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "tell me everything")
-        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job and rig.app.screen.pane.job.answer,
+                         timeout=30, what="the first words of the reply")
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(rig.app.screen, ChoiceDialog))
         await pilot.press("d")
@@ -150,7 +152,8 @@ async def test_on_cancel_discard_from_the_config_asks_nothing(rig_factory):
                       config=UIConfig(on_cancel="discard"))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "go")
-        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job and rig.app.screen.pane.job.answer,
+                         timeout=30, what="the first words of the reply")
         await pilot.press("escape")
         await settle(pilot, rig.app)
         assert not isinstance(rig.app.screen, ChoiceDialog)
@@ -162,7 +165,8 @@ async def test_on_cancel_keep_from_the_config_asks_nothing(rig_factory):
     rig = rig_factory(FakeEngine(LONG, token_delay_s=0.01), config=UIConfig(on_cancel="keep"))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "go")
-        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job and rig.app.screen.pane.job.answer,
+                         timeout=30, what="the first words of the reply")
         await pilot.press("escape")
         await settle(pilot, rig.app)
         assert not isinstance(rig.app.screen, ChoiceDialog)
@@ -228,16 +232,36 @@ async def test_sentencing_answers_carry_the_notice(rig_factory):
         assert all(NOT_LEGAL_ADVICE not in m["content"] for m in history)
 
 
+class HoldAfter(threading.Event):
+    """A FakeEngine gate that lets `count` tokens through, then holds until set()."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self._left = count
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._left > 0:
+            self._left -= 1
+            return True
+        return super().wait(timeout)
+
+
 async def test_switching_conversations_while_streaming(rig_factory):
-    rig = rig_factory(FakeEngine(LONG[:60], token_delay_s=0.01))
+    # The stream holds after 20 words while the user switches away and back (however slow
+    # the machine, the reply cannot end before the test looks).
+    flowing = HoldAfter(20)
+    rig = rig_factory(FakeEngine(LONG[:60], token_delay_s=0.01, gate=flowing))
     async with rig.app.run_test(size=(120, 40)) as pilot:
         await type_and_send(pilot, "long one")
-        await wait_until(pilot, lambda: rig.app.screen.job and rig.app.screen.job.answer)
+        await wait_until(pilot, lambda: rig.app.screen.pane.job and rig.app.screen.pane.job.answer,
+                         timeout=30, what="the first words of the reply")
         await pilot.press("ctrl+n")  # away: a new, empty conversation
         assert rig.app.screen.query_one(ChatView).messages() == []
         # And back, mid-stream: as a click in the list does, through the screen's queue.
         rig.app.screen.post_message(ConversationChosen(1))
         await wait_until(pilot, lambda: rig.app.screen.conversation is not None)
+        assert rig.app.screen.pane.job is not None  # still streaming
+        flowing.set()
         await settle(pilot, rig.app)
         view = rig.app.screen.query_one(ChatView).messages()[-1]
         expected = "".join(LONG[:60]).strip()  # the engine drops the leading blank

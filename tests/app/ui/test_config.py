@@ -47,6 +47,9 @@ gpu_layers = 0
 submit = "ctrl+s"
 newline = "enter,ctrl+j"
 export = "f10"
+
+[server_models]
+sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
 """)
     config = load_config()
     assert (config.theme, config.on_cancel, config.threads, config.gpu_layers) == (
@@ -57,6 +60,7 @@ export = "f10"
         "ctrl+s", "enter,ctrl+j", "f10")
     assert config.keymap["cancel"] == "escape"  # untouched ids keep their defaults
     assert config.source == _isolated_home / "config.toml"
+    assert config.server_models == {"sentencing": "demonbyron/qwen3-4b-CriminalLaw-cn:q4"}
 
 
 def test_context_sizes_per_assistant_and_the_state_budget(_isolated_home):
@@ -83,6 +87,9 @@ def test_context_sizes_per_assistant_and_the_state_budget(_isolated_home):
     ("kv_cache_mb = -1", "kv_cache_mb must be 0 or more"),
     ("[num_ctx]\nsentencing = 0", "num_ctx.sentencing must be a positive number"),
     ("[num_ctx]\nsentencing = '16k'", "num_ctx.sentencing must be a positive number"),
+    ("server_models = 'x'", "server_models must be a dict"),
+    ("[server_models]\ngeneral = ''", "server_models.general must be the server's model"),
+    ("[server_models]\ngeneral = 3", "server_models.general must be the server's model"),
 ])
 def test_bad_configs_are_refused_with_the_reason(_isolated_home, text, message):
     write_config(_isolated_home, text)

@@ -112,13 +112,13 @@ def test_token_counts_and_special_ids(built) -> None:
         assert info.eos_token_id == info.special_ids["<|im_end|>"]
         assert info.pad_token_id == info.bos_token_id == info.special_ids["<|endoftext|>"]
         flags = {t["content"]: t["special"] for t in data["added_tokens"]}
-        assert flags == {
-            "<|endoftext|>": True,
-            "<|im_start|>": True,
-            "<|im_end|>": True,
-            "<think>": False,
-            "</think>": False,
-        }
+        # As Qwen3's tokenizer.json: the <|...|> tokens special except the six
+        # fill-in-the-middle ones; the tool and think tags not special.
+        not_special = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+                       "<|repo_name|>", "<|file_sep|>"}
+        assert flags == {token: token.startswith("<|") and token not in not_special
+                         for token in st.QWEN_SPECIAL_TOKENS}
+        assert len(flags) == 26 and {"<think>", "</tool_response>"} <= set(flags)
     _, llama = built["llama"]
     assert llama.n_tokens == 1024
     assert (llama.bos_token_id, llama.eos_token_id, llama.pad_token_id) == (1, 2, None)
