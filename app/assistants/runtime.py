@@ -132,9 +132,12 @@ def open_assistant(name: str, *, server: ServerTarget | None = None,
     `server.model`, by default the assistant's own name (what `ollama create NAME -f
     Modelfile` installs it as).
 
-    `num_ctx`: the context for this session (default: the Modelfile's num_ctx); refused
-    (embedded engine) when over the model's trained context or when the memory estimate
-    exceeds what is available (`available_memory`, default: measured now). `persist`: save
+    `num_ctx`: the embedded engine's context for this session (default: the Modelfile's
+    num_ctx); refused when over the model's trained context or when the memory estimate
+    exceeds what is available (`available_memory`, default: measured now). A server reads
+    with the context it was started with, which no request changes: its backend keeps the
+    Modelfile's num_ctx (what Ollama runs that Modelfile with), so the provenance records
+    no size that was not used (`ask --endpoint` refuses --num-ctx). `persist`: save
     and restore KV states and remember reading rates in the data directory (False for
     incognito: nothing is written). `kv_budget_bytes`: the disk budget of saved states
     (default 4 GiB). `read_chunk`: a fixed prompt chunk in tokens (tests)."""
@@ -143,21 +146,21 @@ def open_assistant(name: str, *, server: ServerTarget | None = None,
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
     used_anyway = check_verified(model, allow_unverified=allow_unverified)
     profile = assistant_profile(model)
-    n_ctx = num_ctx or profile.n_ctx
     if server is not None:
         from app.assistants.server import server_model_name
         from app.engine.openai_backend import OpenAIBackend
 
         engine: ChatEngine = OpenAIBackend(server.client(),
                                            model=server.model or server_model_name(name),
-                                           n_ctx=n_ctx)
+                                           n_ctx=profile.n_ctx)
     else:
         from app.engine import Engine
         from app.engine.kv_state import KVStateStore
         from app.engine.reading import ReadingRates
 
         engine = Engine.load(
-            model.gguf, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+            model.gguf, n_ctx=num_ctx or profile.n_ctx, n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
             available_memory=available_memory,
             states=KVStateStore.default(kv_budget_bytes) if persist else None,
             rates=ReadingRates.default() if persist else ReadingRates(None),

@@ -18,6 +18,7 @@ from typing import Any
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
 from app.commands.progress import ReadingBar, announce, cancel_on_interrupt
 from app.commands.servers import add_api_argument, add_server_arguments, server_target
+from app.commands.settings import command_config, context_size, kv_budget_bytes
 from app.documents import Document, compose_message, read_documents
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
@@ -46,8 +47,10 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
                      help="classify the question with intent-safety first; block if unsafe")
     ask.add_argument("--max-tokens", type=int, help="limit the answer (num_predict)")
     ask.add_argument("--num-ctx", type=int, metavar="N",
-                     help="context size in tokens (default: the Modelfile's num_ctx; at most "
-                          "the model's trained context, and what memory allows)")
+                     help="context size in tokens (default: the config's [num_ctx] entry "
+                          "for the assistant, else the Modelfile's num_ctx; at most the "
+                          "model's trained context, and what memory allows; not with "
+                          "--endpoint)")
     ask.add_argument("--incognito", action="store_true",
                      help="write nothing to disk: no saved reading state, no reading rate")
     ask.add_argument("--endpoint", metavar="URL",
@@ -72,8 +75,8 @@ def add_ask_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    if args.num_ctx is not None and args.num_ctx < 1:
-        raise InputError(f"--num-ctx must be a positive number of tokens, not {args.num_ctx}")
+    config = command_config(args)
+    num_ctx = context_size(args, args.assistant, endpoint=args.endpoint, config=config)
     if args.gate_endpoint and not args.gate:
         raise InputError("--gate-endpoint needs --gate")
     documents = read_documents(args.file)  # a bad file stops here, before any model loads
@@ -87,8 +90,9 @@ def run_ask(args: argparse.Namespace) -> int:
     assistant = open_assistant(args.assistant,
                                server=server_target(args, args.endpoint, model=args.model),
                                n_threads=args.threads, n_gpu_layers=args.gpu_layers,
-                               allow_unverified=args.allow_unverified, num_ctx=args.num_ctx,
-                               persist=not args.incognito)
+                               allow_unverified=args.allow_unverified, num_ctx=num_ctx,
+                               persist=not args.incognito,
+                               kv_budget_bytes=kv_budget_bytes(config))
     try:
         if assistant.model.demo and not args.json:
             print(f"({DEMO_NOTICE})", file=sys.stderr)

@@ -28,6 +28,7 @@ from app.commands.batch import (
     run_batch,
 )
 from app.commands.servers import add_server_arguments, concurrency, server_target
+from app.commands.settings import command_config, context_size, kv_budget_bytes
 from app.documents import DocumentError, record_document
 from app.engine.errors import EngineError
 from app.engine.events import Finished
@@ -54,7 +55,9 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
                                        "the assistant's name)")
     audit.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
     audit.add_argument("--num-ctx", type=int, metavar="N",
-                       help="context size in tokens (default: the Modelfile's num_ctx)")
+                       help="context size in tokens (default: the config's [num_ctx] entry "
+                            "for the assistant, else the Modelfile's num_ctx; not with "
+                            "--endpoint)")
     audit.add_argument("--allow-unverified", action="store_true",
                        help="use a model whose verification FAILED (recorded in every result)")
     add_server_arguments(audit, batch=True)
@@ -65,10 +68,13 @@ def run_audit(args: argparse.Namespace) -> int:
     check_batch_file(args.file)
     in_flight = concurrency(args, on_server=bool(args.endpoint))
     done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
+    config = command_config(args)
     assistant = open_assistant(args.assistant,
                                server=server_target(args, args.endpoint, model=args.model),
                                n_threads=args.threads, allow_unverified=args.allow_unverified,
-                               num_ctx=args.num_ctx)
+                               num_ctx=context_size(args, args.assistant,
+                                                    endpoint=args.endpoint, config=config),
+                               kv_budget_bytes=kv_budget_bytes(config))
     writer = ResultWriter(args.output)
     batch = Batch(args.file, writer, done, f"audit ({args.frame})", in_flight)
     side_file = None

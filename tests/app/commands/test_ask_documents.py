@@ -20,6 +20,13 @@ JUDGMENT = ("经审理查明：被告人张某于二〇二三年五月十二日�
 LONG_FACTS = "The defendant entered the shop at night and took the till. " * 60
 
 
+def _sparse(path, size):
+    """A file of `size` bytes that takes no disk space."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """The messages each `ask` sends to its engine. Sampling is made greedy: the demo
@@ -74,6 +81,10 @@ def test_a_document_alone_is_a_message(home, capsys, tmp_path, sent):
     (lambda d: (d / "scan.pdf", write_pdf(d / "scan.pdf", [None]))[0], "no text layer"),
     (lambda d: (d / "bin.txt", (d / "bin.txt").write_bytes(b"\x00\x01" * 50))[0], "binary"),
     (lambda d: (d / "case.rtf", (d / "case.rtf").write_text("x"))[0], "unsupported"),
+    (lambda d: (d / "empty.txt", (d / "empty.txt").write_bytes(b""))[0], "empty"),
+    (lambda d: (d / "bad.docx", (d / "bad.docx").write_text("no zip"))[0], "not a valid .docx"),
+    (lambda d: write_pdf(d / "locked.pdf", [["secret"]], password="pw"), "encrypted"),
+    (lambda d: _sparse(d / "huge.md", 51 * 2**20), "documents of up to 50 MB"),
 ])
 def test_a_bad_file_stops_before_any_model_loads(home, capsys, tmp_path, monkeypatch, make,
                                                  words):
@@ -90,7 +101,9 @@ def test_a_bad_file_stops_before_any_model_loads(home, capsys, tmp_path, monkeyp
 def test_num_ctx_per_call_and_its_limits(home, capsys, monkeypatch):
     code, out, _ = run(capsys, "ask", "general", "hi", "--max-tokens", "2", "--num-ctx",
                        "2048", "--json")
-    assert code == 0 and json.loads(out)["stats"]["num_ctx"] == 2048  # Modelfile: 4096
+    result = json.loads(out)
+    assert code == 0 and result["stats"]["num_ctx"] == 2048  # Modelfile: 4096
+    assert result["provenance"]["num_ctx"] == 2048  # the size used is the one recorded
     code, _, err = run(capsys, "ask", "general", "hi", "--num-ctx", "8192")
     assert code == 2 and "more than the 4,096 tokens the model was trained for" in err
     code, _, err = run(capsys, "ask", "general", "hi", "--num-ctx", "0")
@@ -101,6 +114,31 @@ def test_num_ctx_per_call_and_its_limits(home, capsys, monkeypatch):
     code, _, err = run(capsys, "ask", "general", "hi", "--num-ctx", "4096")
     assert code == 2
     assert "with num_ctx 4,096 needs about" in err and "10 MB is available" in err
+
+
+def test_the_config_sizes_each_assistants_context(home, capsys, _isolated_home):
+    (_isolated_home / "config.toml").write_text("kv_cache_mb = 0\n[num_ctx]\ngeneral = 2048\n",
+                                                encoding="utf-8")
+
+    def num_ctx(*argv: str) -> tuple[int, int]:
+        code, out, err = run(capsys, "ask", *argv, "--max-tokens", "2", "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        return result["stats"]["num_ctx"], result["provenance"]["num_ctx"]
+
+    assert num_ctx("general", LONG_FACTS) == (2048, 2048)  # the config's entry
+    assert num_ctx("general", "hi", "--num-ctx", "1024") == (1024, 1024)  # the flag wins
+    assert num_ctx("moral-audit", "hi") == (4096, 4096)  # no entry: the Modelfile's
+    # kv_cache_mb = 0: a long prompt's reading state is never saved.
+    assert not list((_isolated_home / "kv-states").glob("*.kvstate"))
+
+
+def test_a_server_keeps_its_own_context(home, capsys):
+    code, out, err = run(capsys, "ask", "general", "hi", "--num-ctx", "8192", "--endpoint",
+                         "http://127.0.0.1:9")
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert "--num-ctx" in line and "--endpoint" in line
 
 
 def test_long_prompts_are_announced_and_read_with_a_bar(home, capsys, _isolated_home):
