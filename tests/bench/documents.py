@@ -16,7 +16,7 @@ Prints, for a 3,000-token document with a question:
 Each measurement runs in a fresh process. The random-weight models write meaningless
 text; only time and memory matter. No assertion: figures only.
 
-Run: .venv/bin/python tests/bench/documents.py [--workdir DIR] [--skip-gate]
+Run: .venv/bin/python tests/bench/documents.py [--workdir DIR] [--skip-gate | --gate-only]
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def phase_gate(model: str) -> dict[str, Any]:
             verdict = clf.classify(dialogue)
             rows[mode].append({"turn": turn, "ms": (time.perf_counter() - started) * 1000,
                                "read": clf.last_read, "tokens": len(clf.model_tokens(dialogue)),
-                               "p_unsafe": verdict.prob_unsafe})
+                               "p_unsafe": verdict.prob_unsafe, "label": verdict.label})
             dialogue.append({"role": "assistant", "content": f"Reply {turn}: "
                              + " ".join(SENTENCES[(turn + k + 2) % len(SENTENCES)]
                                         for k in range(3))})
@@ -280,17 +280,19 @@ def report_rss(rss: list[dict[str, Any]]) -> None:
 
 def report_gate(gate: dict[str, Any]) -> None:
     print("6. intent-safety gate, time per check (synthetic Qwen3-0.6B-shaped classifier)")
-    print("   turn   tokens   fresh ms (read)   kept cache ms (read)")
+    print("   turn   tokens   fresh ms (read)   kept cache ms (read)   p_unsafe fresh / kept")
     for fresh, kept in zip(gate["fresh"], gate["kept"], strict=True):
+        same = "same label" if fresh["label"] == kept["label"] else "LABELS DIFFER"
         print(f"   {fresh['turn']:>4}   {fresh['tokens']:>6}   {fresh['ms']:>8.0f} "
               f"({fresh['read']:>4})   {kept['ms']:>8.0f} ({kept['read']:>4})   "
-              f"same verdict: {abs(fresh['p_unsafe'] - kept['p_unsafe']) < 1e-3}")
+              f"{fresh['p_unsafe']:.4f} / {kept['p_unsafe']:.4f} ({same})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "build" / "bench-documents")
     parser.add_argument("--skip-gate", action="store_true")
+    parser.add_argument("--gate-only", action="store_true", help="only part 6")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -301,6 +303,9 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     chat, classifier = ensure_models(args.workdir)
     model, states = str(chat), str(args.workdir / "kv-states")
+    if args.gate_only:
+        report_gate(run_phase("gate", model=str(classifier)))
+        return
     print(f"model {model}")
     cold = run_phase("cold_cancel", model=model)
     written = run_phase("persist_write", model=model, states=states)
