@@ -134,14 +134,45 @@ def pooled_probabilities(model: Any, ctx: _internals.LlamaContext,
                          batch: _internals.LlamaBatch, tokens: Sequence[int]) -> list[float]:
     """Decode `tokens` as one sequence from an empty cache in a pooling context and read
     the n_cls_out pooled outputs (shared by `Llama` objects and converters.llama_eval)."""
-    n_out = llama_cpp.llama_model_n_cls_out(model)
-    if n_out <= 0:
-        raise InputError("model has no classifier head")
     ctx.kv_cache_clear()
     batch.reset()
     batch.add_sequence(list(tokens), 0, False)
-    ctx.decode(batch)
-    batch.reset()
+    try:
+        ctx.decode(batch)
+    finally:
+        batch.reset()
+    return _pooled(model, ctx)
+
+
+def decode_at(llm: llama_cpp.Llama, tokens: Sequence[int], position: int) -> None:
+    """Decode `tokens` as sequence 0's positions `position`... (the cache must hold the
+    positions before it): how a classifier reads a prompt in chunks onto a kept cache."""
+    llm._batch.set_batch(list(tokens), position, False)
+    try:
+        llm._ctx.decode(llm._batch)
+    finally:
+        llm._batch.reset()
+
+
+def cut_cache(llm: llama_cpp.Llama, keep: int) -> bool:
+    """Keep the first `keep` positions of the cache (False: llama.cpp cannot cut there; the
+    cache is then cleared). For contexts whose tokens Amicus tracks itself (classifiers)."""
+    if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+        return True
+    llm._ctx.kv_cache_clear()
+    return keep <= 0
+
+
+def pooled_output(llm: llama_cpp.Llama) -> list[float]:
+    """The classifier head's output for the last sequence decoded (pooling RANK: its last
+    token's): exactly n_cls_out probabilities."""
+    return _pooled(llm.model, llm._ctx)
+
+
+def _pooled(model: Any, ctx: _internals.LlamaContext) -> list[float]:
+    n_out = llama_cpp.llama_model_n_cls_out(model)
+    if n_out <= 0:
+        raise InputError("model has no classifier head")
     pointer = llama_cpp.llama_get_embeddings_seq(ctx.ctx, 0)
     if not pointer:
         raise InputError("llama.cpp returned no pooled output (is pooling RANK?)")
@@ -261,3 +292,144 @@ def layer_count(llm: llama_cpp.Llama) -> int:
 def system_info() -> str:
     """llama.cpp's one-line summary of the CPU features and backends compiled in."""
     return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+# ---------------------------------------------------------------------------- GGUF header
+
+# enum gguf_type of the vendored ggml.
+_GGUF_SCALARS: dict[int, Any] = {0: ctypes.c_uint8, 1: ctypes.c_int8, 2: ctypes.c_uint16,
+                                 3: ctypes.c_int16, 4: ctypes.c_uint32, 5: ctypes.c_int32,
+                                 6: ctypes.c_float, 7: ctypes.c_bool, 10: ctypes.c_uint64,
+                                 11: ctypes.c_int64, 12: ctypes.c_double}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+_GGUF_MAX_ARRAY = 4096  # per-layer arrays are kept; the vocabulary's token types are not
+
+
+class _GGUFInitParams(ctypes.Structure):
+    _fields_ = [("no_alloc", ctypes.c_bool), ("ctx", ctypes.c_void_p)]
+
+
+_ggml_base: Any = None
+
+
+def _gguf_library() -> Any:
+    """ggml's own GGUF reader (libggml-base, shipped inside llama-cpp-python): the parser
+    llama.cpp loads models with, in C. gguf.GGUFReader (Python) takes half a minute on a
+    151k-token vocabulary; this reads the same header in milliseconds."""
+    global _ggml_base
+    if _ggml_base is None:
+        from llama_cpp._ctypes_extensions import load_shared_library
+
+        lib = load_shared_library("ggml-base", Path(llama_cpp.__file__).parent / "lib")
+        lib.gguf_init_from_file.argtypes = [ctypes.c_char_p, _GGUFInitParams]
+        lib.gguf_init_from_file.restype = ctypes.c_void_p
+        lib.gguf_free.argtypes = [ctypes.c_void_p]
+        signatures: tuple[tuple[str, Any], ...] = (("gguf_get_n_kv", ctypes.c_int64),
+                                                    ("gguf_get_n_tensors", ctypes.c_int64))
+        for name, restype in signatures:
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+            getattr(lib, name).restype = restype
+        indexed: tuple[tuple[str, Any], ...] = (("gguf_get_key", ctypes.c_char_p),
+                              ("gguf_get_kv_type", ctypes.c_int),
+                              ("gguf_get_arr_type", ctypes.c_int),
+                              ("gguf_get_arr_n", ctypes.c_size_t),
+                              ("gguf_get_arr_data", ctypes.c_void_p),
+                              ("gguf_get_val_data", ctypes.c_void_p),
+                              ("gguf_get_val_str", ctypes.c_char_p),
+                              ("gguf_get_tensor_name", ctypes.c_char_p),
+                              ("gguf_get_tensor_type", ctypes.c_int),
+                              ("gguf_get_tensor_size", ctypes.c_size_t))
+        for name, restype in indexed:
+            getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_int64]
+            getattr(lib, name).restype = restype
+        _ggml_base = lib
+    return _ggml_base
+
+
+class GGUFHeader:
+    """A GGUF's metadata (numbers, strings and short numeric arrays such as per-layer head
+    counts; the vocabulary's arrays are left out) and its tensors' names, ggml types and
+    sizes in bytes."""
+
+    def __init__(self, metadata: dict[str, Any], tensors: list[tuple[str, int, int]],
+                 lengths: dict[str, int]) -> None:
+        self.metadata = metadata
+        self.tensors = tensors
+        self.lengths = lengths  # every array's length (tokenizer.ggml.tokens: the vocabulary)
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Read a GGUF's header without loading any tensor (GGUFLoadError when it is not one)."""
+    check_gguf_file(path)
+    quiet_llama_logs()  # ggml reports a bad header on its log, which we keep to ourselves
+    lib = _gguf_library()
+    ctx = lib.gguf_init_from_file(str(path).encode(), _GGUFInitParams(True, None))
+    if not ctx:
+        raise GGUFLoadError(f"{path}: llama.cpp cannot load it (its GGUF header is truncated "
+                            "or corrupt)")
+    try:
+        metadata = {lib.gguf_get_key(ctx, i).decode("utf-8", "replace"): _gguf_value(lib, ctx, i)
+                    for i in range(lib.gguf_get_n_kv(ctx))}
+        tensors = [(lib.gguf_get_tensor_name(ctx, i).decode("utf-8", "replace"),
+                    int(lib.gguf_get_tensor_type(ctx, i)), int(lib.gguf_get_tensor_size(ctx, i)))
+                   for i in range(lib.gguf_get_n_tensors(ctx))]
+        lengths = {lib.gguf_get_key(ctx, i).decode("utf-8", "replace"): int(lib.gguf_get_arr_n(
+            ctx, i)) for i in range(lib.gguf_get_n_kv(ctx))
+            if lib.gguf_get_kv_type(ctx, i) == _GGUF_ARRAY}
+    finally:
+        lib.gguf_free(ctx)
+    return GGUFHeader({k: v for k, v in metadata.items() if v is not None}, tensors, lengths)
+
+
+def _gguf_value(lib: Any, ctx: int, i: int) -> Any:
+    kind = lib.gguf_get_kv_type(ctx, i)
+    if kind == _GGUF_STRING:
+        return lib.gguf_get_val_str(ctx, i).decode("utf-8", "replace")
+    if kind in _GGUF_SCALARS:
+        return ctypes.cast(lib.gguf_get_val_data(ctx, i),
+                           ctypes.POINTER(_GGUF_SCALARS[kind]))[0]
+    if kind == _GGUF_ARRAY:
+        item = _GGUF_SCALARS.get(lib.gguf_get_arr_type(ctx, i))
+        n = lib.gguf_get_arr_n(ctx, i)
+        if item is None or n > _GGUF_MAX_ARRAY:
+            return None  # the vocabulary, its merges and token types: large, not needed
+        data = ctypes.cast(lib.gguf_get_arr_data(ctx, i), ctypes.POINTER(item))
+        return [data[j] for j in range(n)]
+    return None
+
+
+# ---------------------------------------------------------------------------- saved state
+
+
+def state_size(llm: llama_cpp.Llama) -> int:
+    """Bytes the KV cache (and recurrent state) of sequence 0 takes when saved."""
+    return int(llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0))
+
+
+def save_state(llm: llama_cpp.Llama, path: Path) -> bool:
+    """Write the cached tokens and their KV cache (sequence 0) to `path` with llama.cpp's
+    own writer, straight from the context to the file (no copy in Python's memory)."""
+    tokens = cached_tokens(llm)
+    array = (llama_cpp.llama_token * len(tokens))(*tokens)
+    written = llama_cpp.llama_state_seq_save_file(llm._ctx.ctx, str(path).encode(), 0, array,
+                                                  len(tokens))
+    return written > 0
+
+
+def load_state(llm: llama_cpp.Llama, path: Path) -> list[int] | None:
+    """Replace the context's cache with a saved one; the tokens it holds, or None when
+    llama.cpp refuses the file (another model's layout, a damaged file): the cache is then
+    empty."""
+    reset_cache(llm)
+    capacity = llm.n_ctx()
+    array = (llama_cpp.llama_token * capacity)()
+    count = ctypes.c_size_t(0)
+    read = llama_cpp.llama_state_seq_load_file(llm._ctx.ctx, str(path).encode(), 0, array,
+                                               capacity, ctypes.byref(count))
+    if read == 0 or count.value == 0 or count.value > capacity:
+        reset_cache(llm)
+        return None
+    tokens = list(array[: count.value])
+    llm.input_ids[: len(tokens)] = tokens
+    llm.n_tokens = len(tokens)
+    return tokens

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADLESS = ["converters", "app/engine", "app/assistants", "app/store"]
+HEADLESS = ["converters", "app/engine", "app/assistants", "app/store", "app/documents"]
 # tokenizers and sentencepiece are run-time dependencies: the converter checks tokenizer
 # parity against them.
 REFERENCE_ONLY = {"torch", "transformers", "peft", "safetensors", "accelerate"}

@@ -5,10 +5,18 @@ from the ctx of the last 8 dialogue lines).
 The classifier is the installed GGUF run by the embedded engine, or the same model on a
 server (vLLM's /classify, llama.cpp's server's /rerank) reached through the shared client:
 the command line's `--gate-endpoint`, `amicus classify --endpoint`, the app's
-`gate_endpoint` setting. Both read the same seed-002 text and give the same Verdict."""
+`gate_endpoint` setting. Both read the same seed-002 text and give the same Verdict.
+
+The embedded gate reads as the chat engine does: in chunks, reporting progress (`progress`)
+and stopping between chunks on `cancel` (ReadingCancelled). It keeps the classifier's KV
+cache between the checks of a conversation, so each check reads only what the conversation
+added since the previous one. A server reads where we cannot see: no progress, and a cancel
+is noticed only after its answer.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +29,7 @@ from app.assistants.registry import (
     check_verified,
     find_model,
 )
-from app.engine.classifier import MAX_LENGTH, Verdict
+from app.engine.classifier import MAX_LENGTH, Progress, Verdict
 from app.paths import modelfiles_dir
 from app.store.provenance import Provenance
 
@@ -85,14 +93,19 @@ class IntentGate:
             threshold=profile.threshold)
         return cls(classifier, profile)
 
-    def check(self, history: Sequence[Mapping[str, Any]], user_text: str) -> Verdict:
+    def check(self, history: Sequence[Mapping[str, Any]], user_text: str, *,
+              cancel: threading.Event | None = None,
+              progress: Progress | None = None) -> Verdict:
         """The verdict on `user_text` as the next user turn after `history`."""
-        return self._classifier.classify([*history, {"role": "user", "content": user_text}])
+        return self._classifier.classify([*history, {"role": "user", "content": user_text}],
+                                         cancel=cancel, progress=progress)
 
     def classify(self, turns: Sequence[Mapping[str, Any]],
-                 threshold: float | None = None) -> Verdict:
+                 threshold: float | None = None, *, cancel: threading.Event | None = None,
+                 progress: Progress | None = None) -> Verdict:
         """The verdict on a whole dialogue (its last user turn is the one judged)."""
-        return self._classifier.classify(turns, threshold=threshold)
+        return self._classifier.classify(turns, threshold=threshold, cancel=cancel,
+                                         progress=progress)
 
     def close(self) -> None:
         self._classifier.close()

@@ -25,6 +25,7 @@ from app.assistants.registry import (
 from app.engine.events import Event
 from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
+from app.engine.reading import PromptEstimate
 from app.store.provenance import Provenance
 
 if TYPE_CHECKING:
@@ -60,6 +61,20 @@ class Assistant:
             messages, system=system if system is not None else self.profile.system,
             params=self.params(params), think=think, cancel=cancel)
 
+    def estimate(self, messages: Sequence[Message], *, system: str | None = None,
+                 params: dict[str, Any] | None = None,
+                 think: bool | None = None) -> PromptEstimate | None:
+        """Before sending (the status line, `ask` on stderr): the prompt's tokens against
+        num_ctx and the reading time, with this assistant's defaults as `stream` applies
+        them. None for a server backend, which reads prompts where we cannot see."""
+        estimate = getattr(self.engine, "estimate", None)
+        if estimate is None:
+            return None
+        result: PromptEstimate = estimate(
+            messages, system=system if system is not None else self.profile.system,
+            params=self.params(params), think=think)
+        return result
+
     def provenance(self, *, system: str | None = None, params: dict[str, Any] | None = None,
                    think: bool | None = None, threads: int | None = None) -> Provenance:
         """The record of what produces an answer of `stream(..., system=, params=, think=)`
@@ -94,16 +109,38 @@ def assistant_profile(model: InstalledModel) -> AssistantProfile:
     return load_profile(path)
 
 
+def model_sha256(model: InstalledModel) -> str | None:
+    """The model file's sha256 as its manifest records it (what `amicus models verify`
+    checks), so saved KV states are keyed without hashing gigabytes at every start."""
+    for output in model.manifest.get("outputs", []):
+        if output.get("role") == "model" and isinstance(output.get("sha256"), str):
+            return str(output["sha256"])
+    return None
+
+
 def open_assistant(name: str, *, server: ServerTarget | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None,
-                   root: Path | None = None, allow_unverified: bool = False) -> Assistant:
+                   root: Path | None = None, allow_unverified: bool = False,
+                   num_ctx: int | None = None, persist: bool = True,
+                   kv_budget_bytes: int | None = None, available_memory: int | None = None,
+                   read_chunk: int | None = None) -> Assistant:
     """Load an installed assistant (the model stays mapped until `close`), or, with
     `server`, chat through that server (the installed Modelfile still gives the prompts).
 
     A model whose verification FAILED is refused (UnverifiedModelError) unless
     `allow_unverified`, which its answers' provenance then records. The server is asked for
     `server.model`, by default the assistant's own name (what `ollama create NAME -f
-    Modelfile` installs it as)."""
+    Modelfile` installs it as).
+
+    `num_ctx`: the embedded engine's context for this session (default: the Modelfile's
+    num_ctx); refused when over the model's trained context or when the memory estimate
+    exceeds what is available (`available_memory`, default: measured now). A server reads
+    with the context it was started with, which no request changes: its backend keeps the
+    Modelfile's num_ctx (what Ollama runs that Modelfile with), so the provenance records
+    no size that was not used (`ask --endpoint` refuses --num-ctx). `persist`: save
+    and restore KV states and remember reading rates in the data directory (False for
+    incognito: nothing is written). `kv_budget_bytes`: the disk budget of saved states
+    (default 4 GiB). `read_chunk`: a fixed prompt chunk in tokens (tests)."""
     model = find_model(name, root)
     if model.is_classifier:
         raise NotInstalledError(f"{name} is a classifier: use `amicus classify` or --gate")
@@ -118,7 +155,14 @@ def open_assistant(name: str, *, server: ServerTarget | None = None,
                                            n_ctx=profile.n_ctx)
     else:
         from app.engine import Engine
+        from app.engine.kv_state import KVStateStore
+        from app.engine.reading import ReadingRates
 
-        engine = Engine.load(model.gguf, n_ctx=profile.n_ctx, n_gpu_layers=n_gpu_layers,
-                             n_threads=n_threads)
+        engine = Engine.load(
+            model.gguf, n_ctx=num_ctx or profile.n_ctx, n_gpu_layers=n_gpu_layers,
+            n_threads=n_threads,
+            available_memory=available_memory,
+            states=KVStateStore.default(kv_budget_bytes) if persist else None,
+            rates=ReadingRates.default() if persist else ReadingRates(None),
+            model_sha256=model_sha256(model), read_chunk=read_chunk)
     return Assistant(model, profile, engine, used_anyway=used_anyway)

@@ -9,8 +9,10 @@ answer carries a not-legal-advice notice, appended by the app, never left to the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
+from app.documents import read_document
 from converters.errors import InputError
 
 NOT_LEGAL_ADVICE = (
@@ -107,3 +109,16 @@ def title_parts(prompt: str) -> list[str] | None:
 def with_notice(answer: str) -> str:
     """An answer as shown and stored: the model's text, then the notice."""
     return f"{answer.rstrip()}\n\n{NOT_LEGAL_ADVICE}"
+
+
+def facts_from_file(path: Path | str) -> str:
+    """The case facts (案件事实) from a document: a judgment or case file as .txt (UTF-8,
+    UTF-16, GB18030/GBK or Big5), .docx or .pdf with a text layer. The form puts the text in
+    its facts field, where it stays editable; a file that cannot be read raises
+    DocumentError (one line naming it) and the form keeps what was typed."""
+    return read_document(path).text
+
+
+def with_facts_from(case: SentencingCase, path: Path | str) -> SentencingCase:
+    """`case` with its facts replaced by the document's text (charges and the rest kept)."""
+    return replace(case, facts=facts_from_file(path))

@@ -1,9 +1,11 @@
 """`amicus audit FILE.jsonl --frame F -o OUT.jsonl`: batch moral audit (seed 000 frames).
 
 Records have the moral_stories fields (situation, intention, action or moral_action /
-immoral_action, norm). Resumable: a rerun skips records the output already has. With
---endpoint, `--concurrency` records are in flight at once (results land in the order they
-finish, each tagged with its input line).
+immoral_action, norm). A long story may sit in a file instead: `"file": "story.docx"`
+(relative to the JSONL's folder; .txt/.md/.docx/.pdf) supplies the situation, so the frame
+stays the seed's to the character. Resumable: a rerun skips records the output already has.
+With --endpoint, `--concurrency` records are in flight at once (results land in the order
+they finish, each tagged with its input line).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from app.assistants.moral_frames import FRAMES, FrameError, render_frame
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
@@ -25,6 +28,8 @@ from app.commands.batch import (
     run_batch,
 )
 from app.commands.servers import add_server_arguments, concurrency, server_target
+from app.commands.settings import command_config, context_size, kv_budget_bytes
+from app.documents import DocumentError, record_document
 from app.engine.errors import EngineError
 from app.engine.events import Finished
 from app.engine.server_client import RequestCancelled
@@ -49,6 +54,10 @@ def add_audit_parser(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("--model", help="the server's model name (with --endpoint; default: "
                                        "the assistant's name)")
     audit.add_argument("--threads", type=int, help="CPU threads (default: adapts to load)")
+    audit.add_argument("--num-ctx", type=int, metavar="N",
+                       help="context size in tokens (default: the config's [num_ctx] entry "
+                            "for the assistant, else the Modelfile's num_ctx; not with "
+                            "--endpoint)")
     audit.add_argument("--allow-unverified", action="store_true",
                        help="use a model whose verification FAILED (recorded in every result)")
     add_server_arguments(audit, batch=True)
@@ -61,9 +70,12 @@ def run_audit(args: argparse.Namespace) -> int:
     writer = ResultWriter(args.output)  # locks the output first: one run at a time
     try:
         done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
+        config = command_config(args)
         assistant = open_assistant(
             args.assistant, server=server_target(args, args.endpoint, model=args.model),
-            n_threads=args.threads, allow_unverified=args.allow_unverified)
+            n_threads=args.threads, allow_unverified=args.allow_unverified,
+            num_ctx=context_size(args, args.assistant, endpoint=args.endpoint, config=config),
+            kv_budget_bytes=kv_budget_bytes(config))
     except BaseException:
         writer.close()
         raise
@@ -83,8 +95,8 @@ def run_audit(args: argparse.Namespace) -> int:
 def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
                batch: Batch) -> None:
     try:
-        prompt = render_frame(args.frame, record.data)
-    except FrameError as exc:
+        prompt = render_frame(args.frame, _with_file(record.data, args.file.parent))
+    except (FrameError, DocumentError) as exc:
         batch.writer.reject(Rejected(record.line, str(exc), record.raw))
         return
     think = False if args.no_think else None
@@ -93,10 +105,23 @@ def _audit_one(assistant: Assistant, args: argparse.Namespace, record: Record,
     overrides = {"num_predict": args.max_tokens} if args.max_tokens else None
     provenance = assistant.provenance(params=overrides, think=think,
                                       threads=finished.stats.threads)
-    batch.writer.write({"line": record.line, "id": record.data.get("ID", record.data.get("id")),
-                        "frame": args.frame, "prompt": prompt, "answer": finished.answer,
-                        "thinking": finished.thinking, "stats": finished.stats.as_dict(),
-                        "provenance": provenance.as_dict()})
+    result = {"line": record.line, "id": record.data.get("ID", record.data.get("id")),
+              "frame": args.frame, "prompt": prompt, "answer": finished.answer,
+              "thinking": finished.thinking, "stop_reason": finished.stats.stop_reason,
+              "stats": finished.stats.as_dict(), "provenance": provenance.as_dict()}
+    if "file" in record.data:
+        result["file"] = record.data["file"]
+    batch.writer.write(result)
+
+
+def _with_file(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The record's fields, the situation read from its file when it names one."""
+    document = record_document(data, base)
+    if document is None:
+        return data
+    if str(data.get("situation") or "").strip():
+        raise FrameError('the record has both a "situation" and a "file"; give one')
+    return {**data, "situation": document.text}
 
 
 def _ask(assistant: Assistant, prompt: str, *, think: bool | None,

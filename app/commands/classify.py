@@ -4,7 +4,10 @@ Each record holds a dialogue under "turns", "messages" or "dialogue": a list of
 {"role", "content"}. The classifier judges the user's current intent from the last 8
 lines (a trailing assistant turn is dropped), exactly as it was trained: the installed
 model on the embedded engine, or with --endpoint the same model on vLLM (/classify) or
-llama.cpp's server (/rerank), `--concurrency` dialogues in flight.
+llama.cpp's server (/rerank), `--concurrency` dialogues in flight. A record may name a
+document, `"file": "request.pdf"` (relative to the JSONL's folder): it is attached to the
+last user turn as `amicus ask --file` attaches it (a record with only a file is a single
+user turn holding the document).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.commands.servers import (
     concurrency,
     server_target,
 )
+from app.documents import DocumentError, compose_message, record_document
 from converters.errors import InputError
 
 _DIALOGUE_KEYS = ("turns", "messages", "dialogue")
@@ -85,12 +89,26 @@ def run_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dialogue(record: Record) -> list[dict[str, Any]]:
+def _dialogue(record: Record, base: Path) -> list[dict[str, Any]]:
+    document = record_document(record.data, base)
+    turns = _turns(record, required=document is None)
+    if document is None:
+        return turns
+    last = max((i for i, t in enumerate(turns) if t.get("role") == "user"), default=None)
+    if last is None:
+        return [*turns, {"role": "user", "content": compose_message("", [document])}]
+    attached = {**turns[last], "content": compose_message(turns[last]["content"], [document])}
+    return [*turns[:last], attached, *turns[last + 1:]]
+
+
+def _turns(record: Record, *, required: bool) -> list[dict[str, Any]]:
     for key in _DIALOGUE_KEYS:
         turns = record.data.get(key)
         if isinstance(turns, list) and turns and all(
                 isinstance(t, dict) and isinstance(t.get("content"), str) for t in turns):
             return turns
+    if not required and not any(key in record.data for key in _DIALOGUE_KEYS):
+        return []
     raise ValueError(f"no dialogue: expected a non-empty list of {{role, content}} under "
                      f"{' / '.join(_DIALOGUE_KEYS)}")
 
@@ -98,11 +116,13 @@ def _dialogue(record: Record) -> list[dict[str, Any]]:
 def _classify_one(gate: Any, args: argparse.Namespace, record: Record,
                   writer: ResultWriter) -> None:
     try:
-        turns = _dialogue(record)
-    except ValueError as exc:
+        turns = _dialogue(record, args.file.parent)
+    except (ValueError, DocumentError) as exc:
         writer.reject(Rejected(record.line, str(exc), record.raw))
         return
     verdict = gate.classify(turns, threshold=args.threshold)
     provenance = gate.provenance(verdict.threshold)
-    writer.write({"line": record.line, "id": record.data.get("id"), **verdict.as_dict(),
+    named = {"file": record.data["file"]} if "file" in record.data else {}
+    writer.write({"line": record.line, "id": record.data.get("id"), **named,
+                  **verdict.as_dict(),
                   "provenance": provenance.as_dict() if provenance is not None else None})

@@ -51,10 +51,9 @@ def server_target(args: argparse.Namespace, url: str | None, *, model: str | Non
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
     """Flags first, then the config file; the key from the environment or the key file."""
-    from app.ui.config import load_config  # the one config file, also the app's
+    from app.commands.settings import command_config
 
-    config_file = getattr(args, "config", None)
-    config = load_config(Path(config_file) if config_file else None)
+    config = command_config(args)
     timeout = getattr(args, "timeout", None)
     if timeout is not None and timeout <= 0:
         raise InputError("--timeout must be a positive number of seconds")

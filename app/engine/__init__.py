@@ -3,19 +3,21 @@
     from app.engine import Engine, Classifier, FakeEngine
     engine = Engine.load(path)                      # ModelLoadError on a bad file
     for event in engine.stream(messages, params=modelfile_params, think=False, cancel=stop):
-        ...                                         # PromptStarted, ThinkingDelta,
-                                                    # AnswerDelta, Finished(stats)
+        ...                                         # PromptStarted, ReadingProgress...,
+                                                    # ThinkingDelta, AnswerDelta,
+                                                    # Finished(stats)
 
-One concept per module: `engine` (load, stream, cache reuse), `generation` (the token
-loop), `prompt` (template, one BOS, context budget), `output` (stop strings, think split),
-`threads` (the thread policy), `classifier` (intent-safety, seed 002), `fake` (scripted
-stand-in), `events`, `params`, `errors`, `backend`, `protocol`; for servers:
-`server_client` (the one HTTP client: key, https, retries, timeout, cancel),
-`credentials` (where the API key comes from), `openai_backend` (chat on an
-OpenAI-compatible server), `remote_classifier` (intent-safety on vLLM or llama.cpp's
-server). The heavy names (Engine,
-Classifier) are imported on first use, so light users (the fake, the OpenAI-compatible
-backend) do not load llama.cpp.
+One concept per module: `engine` (load, stream, cache reuse, saved states, estimates),
+`generation` (chunked reading and the token loop), `prompt` (template, one BOS, context
+budget), `output` (stop strings, think split), `memory` (the memory estimate and num_ctx
+checks, from the GGUF before loading), `kv_state` (KV caches saved on disk), `reading`
+(prompt estimates, measured reading rates), `threads` (the thread policy), `classifier`
+(intent-safety, seed 002), `fake` (scripted stand-in), `events`, `params`, `errors`,
+`backend`, `protocol`, `prefix`; for servers: `server_client` (the one HTTP client: key,
+https, retries, timeout, cancel), `credentials` (where the API key comes from),
+`openai_backend` (chat on an OpenAI-compatible server), `remote_classifier` (intent-safety
+on vLLM or llama.cpp's server). The heavy names (Engine, Classifier) are imported on first
+use, so light users (the fake, the OpenAI-compatible backend) do not load llama.cpp.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from app.engine.errors import (
     EngineBusyError,
     EngineError,
     ModelLoadError,
+    ReadingCancelled,
 )
 from app.engine.events import (
     AnswerDelta,
@@ -35,8 +38,11 @@ from app.engine.events import (
     Finished,
     GenerationStats,
     PromptStarted,
+    ReadingProgress,
     StopReason,
     ThinkingDelta,
+    cut_off,
+    dropped_turns_note,
 )
 from app.engine.params import GenerationParams
 
@@ -65,9 +71,13 @@ __all__ = [
     "GenerationStats",
     "ModelLoadError",
     "PromptStarted",
+    "ReadingCancelled",
+    "ReadingProgress",
     "StopReason",
     "ThinkingDelta",
     "Verdict",
+    "cut_off",
+    "dropped_turns_note",
 ]
 
 

@@ -1,12 +1,16 @@
-"""What a generation reports, in order: PromptStarted, then ThinkingDelta / AnswerDelta
-pieces, then exactly one Finished (unless the caller stops iterating early)."""
+"""What a generation reports, in order: PromptStarted, ReadingProgress after every chunk of
+the prompt read, then ThinkingDelta / AnswerDelta pieces, then exactly one Finished (unless
+the caller stops iterating early)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-StopReason = Literal["stop", "length", "cancelled"]
+# stop: the model ended its turn or wrote a stop string; length: num_predict tokens were
+# written; context: the context window is full; cancelled: the caller stopped it (while
+# reading the prompt or while writing).
+StopReason = Literal["stop", "length", "context", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -14,12 +18,40 @@ class PromptStarted:
     """The engine starts reading the prompt (the UI shows "reading the prompt").
 
     `evaluating` tokens must be computed; the other `prompt_tokens - evaluating` are reused
-    from the previous turn's cache."""
+    from the KV cache: the previous turn's, or (`restored` of them) a state saved on disk."""
 
     prompt_tokens: int
     evaluating: int
     dropped_turns: int
     threads: int
+    restored: int = 0
+
+
+@dataclass(frozen=True)
+class ReadingProgress:
+    """One chunk of the prompt was read: `read` of `total` tokens this time (the cached
+    ones not counted), at `tokens_per_second` so far; `seconds_left` at that rate. A cancel
+    takes effect at the next chunk boundary, so it waits at most one chunk."""
+
+    read: int
+    total: int
+    tokens_per_second: float
+    seconds_left: float
+
+    @property
+    def fraction(self) -> float:
+        return self.read / self.total if self.total else 1.0
+
+    def describe(self) -> str:
+        """For a status line: "1,024 of 3,000 tokens · 45 tokens/s · about 43 s left"."""
+        from app.engine.reading import duration
+
+        line = f"{self.read:,} of {self.total:,} tokens"
+        if self.tokens_per_second > 0:
+            line += f" · {self.tokens_per_second:.0f} tokens/s"
+        if self.read < self.total and self.seconds_left >= 1:
+            line += f" · about {duration(self.seconds_left)} left"
+        return line
 
 
 @dataclass(frozen=True)
@@ -54,9 +86,33 @@ class GenerationStats:
     threads: int
     # Request to first sampled token (render, cache, prompt, one sample); 0 when unknown.
     first_token_ms: float = 0.0
+    prompt_read: int = -1  # prompt tokens read before a cancel (-1: all of prompt_evaluated)
+    prompt_restored: int = 0  # prompt tokens whose KV cache came from a state saved on disk
+    num_ctx: int = 0  # the context window (0: unknown)
+    num_predict: int = -1  # the answer's limit (-1: none)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cut_off(stats: GenerationStats) -> str | None:
+    """Why a reply ended before the model finished it, in words for a "cut off" mark; None
+    when it ended normally (or was cancelled: that is the user's own doing)."""
+    if stats.stop_reason == "length":
+        limit = f" ({stats.num_predict:,} tokens)" if stats.num_predict > 0 else ""
+        return f"cut off: the answer limit num_predict{limit} was reached"
+    if stats.stop_reason == "context":
+        size = f" ({stats.num_ctx:,} tokens)" if stats.num_ctx else ""
+        return f"cut off: the context window{size} is full"
+    return None
+
+
+def dropped_turns_note(count: int) -> str | None:
+    """The divider's words when older turns left the context; None when none did."""
+    if count <= 0:
+        return None
+    noun = "message" if count == 1 else "messages"
+    return f"{count} earlier {noun} no longer fit the context: the model does not see them"
 
 
 @dataclass(frozen=True)
@@ -73,5 +129,9 @@ class Finished:
     def cancelled(self) -> bool:
         return self.stats.stop_reason == "cancelled"
 
+    @property
+    def cut_off(self) -> str | None:
+        return cut_off(self.stats)
 
-Event = PromptStarted | ThinkingDelta | AnswerDelta | Finished
+
+Event = PromptStarted | ReadingProgress | ThinkingDelta | AnswerDelta | Finished

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from app.engine.backend import BackendInfo
@@ -25,6 +26,7 @@ from app.engine.events import (
     Finished,
     GenerationStats,
     PromptStarted,
+    ReadingProgress,
     StopReason,
     tokens_per_second,
 )
@@ -48,12 +50,17 @@ class FakeEngine:
     `script`: the reply to every call (a string, or its token texts, `<think>` blocks and
     stop strings included as a model would write them), or a function of the messages
     returning one. `replies`: one reply per call instead, the last one repeating.
-    `error`: raised at the first event instead of generating."""
+    `error`: raised at the first event instead of generating. `read_chunks`: the prompt
+    is "read" in that many chunks (prompt_delay_s spread over them), each reported as
+    ReadingProgress, a cancel stopping between two. `dropped_turns`: what every reply
+    reports as left out of the context. A reply reaching n_ctx tokens (prompt included)
+    stops with stop_reason "context"."""
 
     def __init__(self, script: Script = DEFAULT_REPLY, *, replies: Sequence[Reply] = (),
                  token_delay_s: float = 0.0, prompt_delay_s: float = 0.0,
                  gate: threading.Event | None = None, n_ctx: int = DEFAULT_NUM_CTX,
-                 error: Exception | None = None) -> None:
+                 error: Exception | None = None, read_chunks: int = 1,
+                 dropped_turns: int = 0) -> None:
         self._script = script
         self._replies = list(replies)
         self._token_delay = token_delay_s
@@ -61,6 +68,8 @@ class FakeEngine:
         self._gate = gate
         self._n_ctx = n_ctx
         self.error = error
+        self._read_chunks = max(1, read_chunks)
+        self._dropped = dropped_turns
         self.calls: list[dict[str, Any]] = []
         self.closed = False
         self._lock = threading.Lock()
@@ -93,18 +102,39 @@ class FakeEngine:
         if self.error is not None:
             raise self.error
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
-        yield PromptStarted(prompt_tokens, prompt_tokens, 0, 1)
-        time.sleep(self._prompt_delay)
+        yield PromptStarted(prompt_tokens, prompt_tokens, self._dropped, 1)
+        read = yield from self._read(prompt_tokens, cancel)
         parser = OutputParser(params.stop)
         started = time.perf_counter()
-        reason, count = yield from self._tokens(parser, self._reply(messages), params, cancel)
+        if read < prompt_tokens:
+            reason: StopReason = "cancelled"
+            count = 0
+        else:
+            reason, count = yield from self._tokens(parser, self._reply(messages), params,
+                                                    cancel, self._n_ctx - prompt_tokens)
         yield from parser.finish()
         ms = (time.perf_counter() - started) * 1000
-        yield Finished(parser.texts.answer, parser.texts.thinking,
-                       _stats(prompt_tokens, count, ms, reason))
+        stats = _stats(prompt_tokens, count, ms, reason)
+        yield Finished(parser.texts.answer, parser.texts.thinking, replace(
+            stats, dropped_turns=self._dropped, num_ctx=self._n_ctx,
+            num_predict=params.num_predict, prompt_read=read if read < prompt_tokens else -1))
+
+    def _read(self, prompt_tokens: int, cancel: threading.Event) -> Generator[Event, None, int]:
+        chunks = self._read_chunks
+        read = 0
+        for i in range(1, chunks + 1):
+            if cancel.is_set():
+                return read
+            time.sleep(self._prompt_delay / chunks)
+            read = prompt_tokens * i // chunks
+            if chunks > 1:
+                left = (chunks - i) * self._prompt_delay / chunks
+                yield ReadingProgress(read, prompt_tokens, 0.0, left)
+        return read
 
     def _tokens(self, parser: OutputParser, tokens: list[str], params: GenerationParams,
-                cancel: threading.Event) -> Generator[Event, None, tuple[StopReason, int]]:
+                cancel: threading.Event,
+                room: int) -> Generator[Event, None, tuple[StopReason, int]]:
         count = 0
         for token in tokens:
             if self._gate is not None:
@@ -113,6 +143,8 @@ class FakeEngine:
                 return "cancelled", count
             if 0 < params.num_predict <= count:
                 return "length", count
+            if count >= room:
+                return "context", count
             time.sleep(self._token_delay)
             count += 1
             yield from parser.feed_text(token)

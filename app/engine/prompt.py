@@ -105,7 +105,8 @@ class PromptBuilder:
             raise ContextOverflowError(
                 f"the message is too long: the prompt needs {len(prompt.tokens)} tokens but "
                 f"the context holds {self.n_ctx}, {self.n_ctx - budget} of them kept for the "
-                f"answer; shorten it or raise num_ctx")
+                f"answer; shorten it or raise num_ctx", needed=len(prompt.tokens),
+                n_ctx=self.n_ctx)
         return prompt
 
 

@@ -30,12 +30,14 @@ from typing import Any, Literal, cast
 from app.engine.classifier import (
     DEFAULT_THRESHOLD,
     LABELS,
+    Progress,
     Verdict,
     build_model_text,
     format_ctx,
     verdict_from,
 )
-from app.engine.server_client import SERVER_APIS, EndpointError, ServerClient
+from app.engine.errors import ReadingCancelled
+from app.engine.server_client import SERVER_APIS, EndpointError, RequestCancelled, ServerClient
 
 ServerApi = Literal["vllm", "llama-server"]
 _OWNERS: dict[str, ServerApi] = {"vllm": "vllm", "llamacpp": "llama-server"}
@@ -111,6 +113,7 @@ class RemoteClassifier:
         self.task_description = task_description.strip()
         self.threshold = threshold
         self._cancel = threading.Event()
+        self._calls: set[threading.Event] = set()  # the callers' cancels of requests in flight
         self.tokenizer = ServerTokenizer(client, api, model, self._cancel)
 
     @classmethod
@@ -127,19 +130,34 @@ class RemoteClassifier:
         """The exact text the classifier reads for these turns (the embedded one's)."""
         return build_model_text(self.task_description, format_ctx(turns), self.tokenizer)
 
-    def probabilities(self, turns: Sequence[Mapping[str, Any]]) -> list[float]:
+    def probabilities(self, turns: Sequence[Mapping[str, Any]], *,
+                      cancel: threading.Event | None = None) -> list[float]:
+        """[non_unsafe, unsafe]. `cancel` (the embedded classifier's, between its chunks)
+        abandons the request: ReadingCancelled, as the embedded one raises."""
+        if cancel is not None and cancel.is_set():
+            raise ReadingCancelled("the intent-safety check was cancelled before it started")
         text = self.model_text(turns)
-        if self.api == "vllm":
-            return self._classify(text)
-        return self._rerank(text)
+        try:
+            if self.api == "vllm":
+                return self._classify(text, cancel)
+            return self._rerank(text, cancel)
+        except RequestCancelled as exc:
+            if cancel is not None and cancel.is_set():
+                raise ReadingCancelled("the intent-safety check was cancelled") from exc
+            raise
 
-    def classify(self, turns: Sequence[Mapping[str, Any]],
-                 threshold: float | None = None) -> Verdict:
+    def classify(self, turns: Sequence[Mapping[str, Any]], threshold: float | None = None,
+                 *, cancel: threading.Event | None = None,
+                 progress: Progress | None = None) -> Verdict:
+        """As the embedded Classifier's; `progress` is never called: the server reads the
+        text where its progress cannot be seen."""
         limit = self.threshold if threshold is None else threshold
-        return verdict_from(self.probabilities(turns), limit)
+        return verdict_from(self.probabilities(turns, cancel=cancel), limit)
 
     def close(self) -> None:
         self._cancel.set()
+        for cancel in list(self._calls):
+            cancel.set()
 
     def __enter__(self) -> RemoteClassifier:
         return self
@@ -147,11 +165,24 @@ class RemoteClassifier:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _classify(self, text: str) -> list[float]:
+    def _request(self, path: str, body: dict[str, Any],
+                 cancel: threading.Event | None) -> dict[str, Any]:
+        """POST, abandoned on `close()` or on the caller's `cancel`."""
+        if cancel is None:
+            return self.client.post_json(path, body, cancel=self._cancel)
+        self._calls.add(cancel)
+        try:
+            if self._cancel.is_set():
+                cancel.set()
+            return self.client.post_json(path, body, cancel=cancel)
+        finally:
+            self._calls.discard(cancel)
+
+    def _classify(self, text: str, cancel: threading.Event | None = None) -> list[float]:
         body: dict[str, Any] = {"input": text}
         if self.model:
             body["model"] = self.model
-        answer = self.client.post_json("/classify", body, cancel=self._cancel)
+        answer = self._request("/classify", body, cancel)
         data = answer.get("data")
         probs = data[0].get("probs") if isinstance(data, list) and data and isinstance(
             data[0], dict) else None
@@ -163,11 +194,11 @@ class RemoteClassifier:
                                 title="The server cannot classify")
         return [_probability(self.client, float(p)) for p in probs]
 
-    def _rerank(self, text: str) -> list[float]:
+    def _rerank(self, text: str, cancel: threading.Event | None = None) -> list[float]:
         body: dict[str, Any] = {"query": text, "documents": [""]}
         if self.model:  # a llama.cpp router serving several models picks by it
             body["model"] = self.model
-        answer = self.client.post_json("/rerank", body, cancel=self._cancel)
+        answer = self._request("/rerank", body, cancel)
         results = answer.get("results")
         score = results[0].get("relevance_score") if isinstance(results, list) and results \
             and isinstance(results[0], dict) else None

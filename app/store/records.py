@@ -139,6 +139,8 @@ class Message:
     provenance: Provenance | None = None  # assistant messages: the model and settings
     parent_id: int | None = None  # the message it follows (None: the conversation's first)
     picked: bool = True  # the alternative shown among its siblings
+    stop_reason: str | None = None  # the engine's StopReason for a reply (None: unknown)
+    dropped_turns: int | None = None  # earlier messages left out of the reply's context
 
     def figures(self, rate_unit: str = "tokens/s") -> list[str]:
         """What is known of how the reply was made: tokens, rate, seconds."""

@@ -90,7 +90,17 @@ _V3: Step = (
 # reply left by a process that was killed can be told from one another Amicus is writing.
 _V4: Step = ("ALTER TABLE messages ADD COLUMN writer INTEGER",)
 
-MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4)
+# v5, stop reasons: why a reply ended ("stop", "length" = num_predict reached, "context" = the
+# context window filled, "cancelled"), so a cut-off reply is marked as such when the
+# conversation is reopened, and how many earlier messages the model no longer saw when it
+# wrote it (the conversation's divider). NULL for replies from before this step, and for
+# user turns. One small step of its own, whatever other steps come before or after it.
+_STOP_REASONS: Step = (
+    "ALTER TABLE messages ADD COLUMN stop_reason TEXT",
+    "ALTER TABLE messages ADD COLUMN dropped_turns INTEGER",
+)
+
+MIGRATIONS: tuple[Step, ...] = (_V1, _V2, _V3, _V4, _STOP_REASONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -341,7 +341,9 @@ class Store:
                     prompt_tokens: int | None = None, completion_tokens: int | None = None,
                     tokens_per_second: float | None = None,
                     blocked_probability: float | None = None,
-                    provenance: Provenance | None = None) -> Message:
+                    provenance: Provenance | None = None,
+                    stop_reason: str | None = None,
+                    dropped_turns: int | None = None) -> Message:
         """Append a turn after the last message the conversation shows. For a streamed
         reply, add it with status="streaming" and finalise it with update_message() (once,
         not per token). An assistant message's `provenance` also names the conversation's
@@ -353,7 +355,8 @@ class Store:
                   "generation_ms": generation_ms, "prompt_tokens": prompt_tokens,
                   "completion_tokens": completion_tokens,
                   "tokens_per_second": tokens_per_second,
-                  "blocked_probability": blocked_probability}
+                  "blocked_probability": blocked_probability, "stop_reason": stop_reason,
+                  "dropped_turns": dropped_turns}
         with self._writing() as conn:
             self._check_writable(conversation_id)
             path = branches.current_path(_nodes(conn, conversation_id))
@@ -429,13 +432,17 @@ class Store:
             tokens_per_second: float | _Unset | None = UNSET,
             blocked_probability: float | _Unset | None = UNSET,
             provenance: Provenance | _Unset | None = UNSET,
+            stop_reason: str | _Unset | None = UNSET,
+            dropped_turns: int | _Unset | None = UNSET,
     ) -> Message:
-        """Change the given fields of a message (e.g. finalise a streamed reply)."""
+        """Change the given fields of a message (e.g. finalise a streamed reply, with its
+        stop reason and the number of earlier messages its context left out)."""
         given = {"content": content, "thinking": thinking, "status": status,
                  "prompt_ms": prompt_ms, "generation_ms": generation_ms,
                  "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "tokens_per_second": tokens_per_second,
-                 "blocked_probability": blocked_probability}
+                 "blocked_probability": blocked_probability, "stop_reason": stop_reason,
+                 "dropped_turns": dropped_turns}
         changes = {key: value for key, value in given.items() if value is not UNSET}
         if "status" in changes:
             _check_status(str(changes["status"]))

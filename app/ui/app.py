@@ -120,6 +120,8 @@ def build_app(config: UIConfig) -> AmicusApp:
     chat_server, gate_server = server_targets(config)
     services = Services(store, open_assistant=real_assistant_opener(
         server=chat_server, threads=config.threads, gpu_layers=config.gpu_layers,
-        server_models=config.server_models),
+        server_models=config.server_models, num_ctx=config.num_ctx,
+        persist=not store.incognito,  # incognito writes no KV state, no reading rate
+        kv_budget_bytes=config.kv_cache_mb * 1024 * 1024),
         open_gate=real_gate_opener(threads=config.threads, server=gate_server))
     return AmicusApp(config, services, startup_problem=problem)

@@ -14,6 +14,10 @@ an unbindable key is an error naming the file and the entry, never silently igno
     ca_file = "~/clinic-ca.pem"      # a clinic's own certificate authority for https
     threads = 4                      # CPU threads (default: adapts to the load)
     gpu_layers = 0                   # layers offloaded to the GPU (default: all if possible)
+    kv_cache_mb = 4096               # disk budget for saved reading states (0: never save)
+
+    [num_ctx]                        # context size per assistant (default: its Modelfile's)
+    sentencing = 16384
 
     [keymap]                         # action id = "keys" (comma-separated alternatives)
     submit = "ctrl+s"
@@ -48,6 +52,7 @@ CONFIG_NAME = "config.toml"
 OnCancel = Literal["ask", "keep", "discard"]
 ON_CANCEL: tuple[str, ...] = ("ask", "keep", "discard")
 DEFAULT_THEME = "textual-dark"
+DEFAULT_KV_CACHE_MB = 4096
 LIGHT_THEME = "textual-light"
 
 
@@ -67,6 +72,8 @@ class UIConfig:
     ca_file: Path | None = None  # None: the system's certificate store
     threads: int | None = None
     gpu_layers: int | None = None
+    kv_cache_mb: int = DEFAULT_KV_CACHE_MB
+    num_ctx: dict[str, int] = field(default_factory=dict)  # per assistant, over the Modelfile
     keymap: dict[str, str] = field(default_factory=lambda: resolve({}))
     server_models: dict[str, str] = field(default_factory=dict)  # assistant -> server's name
     incognito: bool = False  # command line only: keep nothing on disk
@@ -101,6 +108,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "theme": (str,), "on_cancel": (str,), "export_dir": (str,), "endpoint": (str,),
     "gate_endpoint": (str,), "gate_api": (str,), "api_key_file": (str,), "ca_file": (str,),
     "threads": (int,), "gpu_layers": (int,), "keymap": (dict,), "server_models": (dict,),
+    "kv_cache_mb": (int,), "num_ctx": (dict,),
 }
 
 
@@ -140,6 +148,8 @@ def _parse(data: dict[str, Any]) -> UIConfig:
         ca_file=_directory(data.get("ca_file")),
         threads=_positive("threads", data.get("threads")),
         gpu_layers=_gpu_layers(data.get("gpu_layers")),
+        kv_cache_mb=_at_least_zero("kv_cache_mb", data.get("kv_cache_mb", DEFAULT_KV_CACHE_MB)),
+        num_ctx=_num_ctx(data.get("num_ctx", {})),
         keymap=resolve(_keymap(data.get("keymap", {}))),
         server_models=_server_models(data.get("server_models", {})),
     )
@@ -177,6 +187,22 @@ def _positive(name: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
     return value
+
+
+def _at_least_zero(name: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def _num_ctx(table: dict[str, Any]) -> dict[str, int]:
+    """Tokens per assistant; whether a size fits the model and memory is checked when the
+    model loads (the app shows the estimate where num_ctx is chosen)."""
+    for name, value in table.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"num_ctx.{name} must be a positive number of tokens, "
+                             f"not {value!r}")
+    return dict(table)
 
 
 def _gpu_layers(value: int | None) -> int | None:

@@ -13,8 +13,15 @@ from collections.abc import Callable, Iterable
 from textual.message import Message
 
 from app.assistants.catalog import GATE_MODEL
-from app.engine.errors import EngineError
-from app.engine.events import AnswerDelta, Event, Finished, PromptStarted, ThinkingDelta
+from app.engine.errors import EngineError, ReadingCancelled
+from app.engine.events import (
+    AnswerDelta,
+    Event,
+    Finished,
+    PromptStarted,
+    ReadingProgress,
+    ThinkingDelta,
+)
 from app.errors import describe
 from app.ui.job import Job
 from app.ui.messages import (
@@ -22,6 +29,7 @@ from app.ui.messages import (
     GateVerdict,
     ModelLoading,
     PromptReading,
+    ReadingProgressed,
     StreamChunk,
     TurnAccepted,
     TurnFailed,
@@ -49,7 +57,12 @@ def _run(job: Job, services: Services, post: Post) -> None:
         except Exception as exc:  # not installed, or does not load: the turn is not sent
             post(TurnFailed(job, "The intent-safety gate could not be loaded", exc))
             return
-        verdict = gate.check(job.history, job.text)
+        try:
+            verdict = gate.check(job.history, job.text, cancel=job.cancel,
+                                 progress=lambda report: post(ReadingProgressed(job, report)))
+        except ReadingCancelled:  # Esc while the gate read: nothing was sent
+            post(TurnFinished(job, None))
+            return
         post(GateVerdict(job, verdict))
         if verdict.unsafe:
             return
@@ -88,7 +101,9 @@ def pump(job: Job, events: Iterable[Event], post: Post,
 
     for event in events:
         if isinstance(event, PromptStarted):
-            post(PromptReading(job, event.prompt_tokens, event.evaluating))
+            post(PromptReading(job, event.prompt_tokens, event.evaluating, event.restored))
+        elif isinstance(event, ReadingProgress):
+            post(ReadingProgressed(job, event))
         elif isinstance(event, ThinkingDelta):
             thinking.append(event.text)
         elif isinstance(event, AnswerDelta):

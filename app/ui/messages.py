@@ -14,7 +14,7 @@ from typing import Any
 from textual.message import Message
 
 from app.assistants.server import ServerListing
-from app.engine.events import Finished
+from app.engine.events import Finished, ReadingProgress
 from app.ui.job import Job
 from app.ui.services import Verdict
 
@@ -52,12 +52,24 @@ class TurnAccepted(TurnMessage):
 
 
 class PromptReading(TurnMessage):
-    """The engine is reading the prompt (prefill: it cannot be interrupted)."""
+    """The engine starts reading the prompt (`evaluating` of `prompt_tokens` tokens; the
+    rest comes from the KV cache, `restored` of them from a state saved on disk)."""
 
-    def __init__(self, job: Job, prompt_tokens: int, evaluating: int) -> None:
+    def __init__(self, job: Job, prompt_tokens: int, evaluating: int,
+                 restored: int = 0) -> None:
         super().__init__(job)
         self.prompt_tokens = prompt_tokens
         self.evaluating = evaluating
+        self.restored = restored
+
+
+class ReadingProgressed(TurnMessage):
+    """A chunk of the prompt was read: `progress.read` of `progress.total` tokens, its
+    rate and time left (Esc stops reading at the next chunk; what was read is kept)."""
+
+    def __init__(self, job: Job, progress: ReadingProgress) -> None:
+        super().__init__(job)
+        self.progress = progress
 
 
 class StreamChunk(TurnMessage):

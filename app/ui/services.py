@@ -22,6 +22,7 @@ from app.assistants.registry import (
     verify_model,
 )
 from app.assistants.runtime import Assistant, modelfile_for
+from app.engine.events import ReadingProgress
 from app.store import Store
 from app.ui.config import UIConfig
 from converters.errors import InputError
@@ -46,7 +47,12 @@ class Verdict(Protocol):
 class Gate(Protocol):
     """The intent-safety gate as the app uses it (app.assistants.gate.IntentGate)."""
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict: ...
+    def check(self, history: list[dict[str, Any]], user_text: str, *,
+              cancel: threading.Event | None = None,
+              progress: Callable[[ReadingProgress], object] | None = None) -> Verdict:
+        """`progress` hears of every chunk read; `cancel` stops between chunks
+        (ReadingCancelled)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -76,11 +82,21 @@ class AssistantEntry:
 
 def real_assistant_opener(*, server: ServerTarget | None = None, threads: int | None = None,
                           gpu_layers: int | None = None, root: Path | None = None,
-                          server_models: Mapping[str, str] | None = None) -> AssistantOpener:
+                          server_models: Mapping[str, str] | None = None,
+                          num_ctx: Mapping[str, int] | None = None, persist: bool = True,
+                          kv_budget_bytes: int | None = None) -> AssistantOpener:
     """Loads installed assistants (from `root`, default the data directory's models), or
     chats through `server`, asking it for each assistant under its `server_models` name
-    (default: the assistant's own). `allow_unverified` is the dialog's "use anyway"."""
-    def opener(name: str, *, allow_unverified: bool = False) -> Assistant:
+    (default: the assistant's own). `allow_unverified` is the dialog's "use anyway".
+
+    Each assistant gets its `num_ctx` entry (the config's [num_ctx] table; default: its
+    Modelfile's), unless the call gives one (a conversation's own size: the model is
+    loaded again at that size). `persist` False (incognito): no KV state or reading rate is
+    written to disk."""
+    sizes = dict(num_ctx or {})
+
+    def opener(name: str, *, allow_unverified: bool = False,
+               num_ctx: int | None = None) -> Assistant:
         from dataclasses import replace
 
         from app.assistants.runtime import open_assistant
@@ -88,7 +104,9 @@ def real_assistant_opener(*, server: ServerTarget | None = None, threads: int | 
         target = replace(server, model=(server_models or {}).get(name)) if server else None
         return open_assistant(name, server=target, n_threads=threads,
                               n_gpu_layers=gpu_layers, root=root,
-                              allow_unverified=allow_unverified)
+                              allow_unverified=allow_unverified,
+                              num_ctx=num_ctx or sizes.get(name), persist=persist,
+                              kv_budget_bytes=kv_budget_bytes)
 
     return opener
 
@@ -196,18 +214,29 @@ class Services:
 
     # Loaded models (blocking: call from a thread worker)
 
-    def assistant(self, name: str, *, allow_unverified: bool = False) -> Assistant:
+    def assistant(self, name: str, *, allow_unverified: bool = False,
+                  num_ctx: int | None = None) -> Assistant:
         """The named assistant, loading it on first use; the previously loaded one is
         closed first so that only one model occupies memory. A model whose verification
-        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway")."""
+        FAILED raises UnverifiedModelError unless `allow_unverified` ("use anyway").
+        `num_ctx`: a conversation's own context size; a model loaded at another size is
+        loaded again at this one (None: whatever size is loaded, else the configured one).
+        Refusals (ContextSizeError, InsufficientMemoryError) come from the load."""
         with self._lock:
-            if self._assistant is not None and self._assistant.name == name:
-                return self._assistant
-            if self._assistant is not None:
-                previous, self._assistant = self._assistant, None
-                previous.close()
-            self._assistant = (self._open_assistant(name, allow_unverified=True)
-                               if allow_unverified else self._open_assistant(name))
+            loaded = self._assistant
+            if loaded is not None and loaded.name == name and \
+                    (num_ctx is None or loaded.engine.n_ctx == num_ctx):
+                return loaded
+            if loaded is not None:
+                self._assistant = None
+                loaded.close()
+            # Only the options given: tests' openers need not take them.
+            options: dict[str, Any] = {}
+            if allow_unverified:
+                options["allow_unverified"] = True
+            if num_ctx is not None:
+                options["num_ctx"] = num_ctx
+            self._assistant = self._open_assistant(name, **options)
             return self._assistant
 
     def is_loaded(self, name: str) -> bool:

@@ -6,14 +6,17 @@ A turn is one message and its reply. `send` builds its Job and `start` runs it i
 worker (app.ui.inference.run_turn) that touches no widget: it posts TurnMessages to this
 pane, and the handlers below own every change they cause:
 
-    GateChecking -> GateVerdict (unsafe: stored as blocked, the turn ends)
+    GateChecking -> ReadingProgressed... -> GateVerdict (unsafe: stored as blocked, the
+        turn ends)
     ModelLoading -> TurnAccepted (the messages stored, their views added)
-    PromptReading -> StreamChunk... -> TurnFinished (complete, or cancelled: kept/discarded)
+    PromptReading -> ReadingProgressed... -> StreamChunk... -> TurnFinished (complete, or
+        cancelled: kept/discarded; stored with its stop reason and dropped turns)
     TurnFailed, at any point (the reply marked failed, the text back in the message box;
         a model whose verification FAILED: the dialog, and the turn again if asked)
 
-`cancel` asks the worker to stop; it checks between steps and between tokens (prefill
-cannot be interrupted, the status line says so). One turn runs at a time (one model, one
+`cancel` asks the worker to stop; it checks between steps, between the chunks of a prompt
+being read (the gate's too: what was read stays in the KV cache, so sending again
+continues from there) and between tokens. One turn runs at a time (one model, one
 llama.cpp context): a message about an ended one is ignored. Its conversation need not be
 the one shown (the user may switch away and back while a reply streams): new views are
 added only when it is (`showing`), and the screen draws the streaming reply from the Job
@@ -61,6 +64,7 @@ from app.ui.messages import (
     ModelsChanged,
     ModelVerified,
     PromptReading,
+    ReadingProgressed,
     StreamChunk,
     TurnAccepted,
     TurnFailed,
@@ -227,8 +231,8 @@ class ChatPane(Vertical):
         if job is None or job.cancelled:
             return
         job.cancel.set()
-        if job.stage == "reading":  # prefill cannot be interrupted
-            self.status.set_state("stopping once the prompt is read…", busy=True)
+        if job.stage in ("reading", "gate"):  # a chunk being read is finished first
+            self.status.set_state("stopping after this part of the prompt…", busy=True)
         else:
             self.status.set_state("stopping…", busy=True)
 
@@ -396,10 +400,26 @@ class ChatPane(Vertical):
             return
         job.stage, job.prompt_tokens = "reading", event.prompt_tokens
         reused = event.prompt_tokens - event.evaluating
-        detail = f", {reused} reused" if reused > 0 else ""
-        note = f"reading the prompt: {event.prompt_tokens} tokens{detail}…"
+        detail = f", {reused:,} reused" if reused > 0 else ""
+        if event.restored > 0:
+            detail += f" ({event.restored:,} from a saved reading)"
+        note = f"reading the prompt: {event.prompt_tokens:,} tokens{detail}…"
         self.status.set_state(note, busy=True)
         view = self.job_view(job)
+        if view is not None:
+            view.set_note(note)
+
+    @on(ReadingProgressed)
+    def _reading_progressed(self, event: ReadingProgressed) -> None:
+        """A chunk of the prompt (or of the gate's text) was read: tokens, rate, time left."""
+        job = event.job
+        if not self.is_current_job(job) or job.cancelled:
+            return
+        cancel_key = first_key(self.config.keymap, "cancel")
+        what = "the intent-safety gate is reading" if job.stage == "gate" else "reading"
+        note = f"{what}: {event.progress.describe()}"
+        self.status.set_state(f"{note} · {cancel_key} stops", busy=True)
+        view = self.job_view(job) if job.stage == "reading" else None
         if view is not None:
             view.set_note(note)
 
@@ -578,8 +598,8 @@ class ChatPane(Vertical):
                 thinking=finished.thinking or None, status=status, prompt_ms=stats.prompt_ms,
                 generation_ms=stats.generation_ms, prompt_tokens=stats.prompt_tokens,
                 completion_tokens=stats.completion_tokens,
-                tokens_per_second=stats.tokens_per_second,
-                provenance=job.provenance(stats.threads))
+                tokens_per_second=stats.tokens_per_second, stop_reason=stats.stop_reason,
+                dropped_turns=stats.dropped_turns, provenance=job.provenance(stats.threads))
         except StoreFailed:
             return
         view = self.job_view(job)

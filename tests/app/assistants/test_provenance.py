@@ -87,6 +87,16 @@ def test_open_assistant_asks_the_server_for_the_assistants_name_by_default(insta
     assert named.provenance().backend.server_model == "qwen3-ethics:q4"
 
 
+def test_a_server_records_the_context_it_reads_with_not_a_requested_one(installed):
+    """No request changes a server's context: a num_ctx asked for (the app's [num_ctx]
+    table) is not what the server used, so the record keeps the Modelfile's."""
+    model = installed("moral-audit")
+    served = open_assistant("moral-audit", server=ServerTarget("http://127.0.0.1:9"),
+                            root=model.directory.parent, num_ctx=16384)
+    assert served.engine.n_ctx == served.profile.n_ctx == 4096
+    assert served.provenance().num_ctx == 4096
+
+
 def test_a_verdict_records_the_classifier_and_its_threshold(installed):
     model = installed("intent-safety", kind="classifier")
     gate = IntentGate(None, classifier_profile(), model, n_threads=2)

@@ -36,3 +36,25 @@ def test_every_answer_carries_the_notice():
     assert shown.startswith("建议判处有期徒刑六个月。")
     assert shown.endswith(NOT_LEGAL_ADVICE)
     assert "不构成法律意见" in NOT_LEGAL_ADVICE
+
+
+def test_facts_come_from_a_gbk_judgment_file(tmp_path):
+    from app.assistants.sentencing_case import facts_from_file, with_facts_from
+
+    facts = ("经审理查明：二〇二三年五月十二日，被告人张某在某市某小区内盗窃电动自行车一辆，"
+             "经鉴定价值人民币三千元。案发后，被告人如实供述了自己的罪行，并退赔了被害人的全部损失。")
+    path = tmp_path / "判决书.txt"
+    path.write_bytes(facts.encode("gbk"))
+    assert facts_from_file(path) == facts
+    case = with_facts_from(SentencingCase(charges="盗窃罪", facts="", plea="认罪"), path)
+    assert (case.charges, case.facts, case.plea) == ("盗窃罪", facts, "认罪")
+    assert f"【案件事实】{facts}" in render_case(case)
+
+
+def test_facts_from_a_file_that_cannot_be_read(tmp_path):
+    from app.assistants.sentencing_case import facts_from_file
+    from app.documents import DocumentError
+
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4 broken")
+    with pytest.raises(DocumentError, match=r"scan\.pdf: is not a valid PDF"):
+        facts_from_file(tmp_path / "scan.pdf")

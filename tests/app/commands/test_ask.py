@@ -73,13 +73,13 @@ def test_the_gate_blocks_unsafe_questions(home, capsys, monkeypatch):
     from app.engine.classifier import verdict_from
 
     monkeypatch.setattr(gate_module.IntentGate, "check",
-                        lambda self, history, text: verdict_from([0.1, 0.9], 0.5))
+                        lambda self, history, text, **_: verdict_from([0.1, 0.9], 0.5))
     code, out, err = run(capsys, "ask", "general", "something", "--gate")
     assert code == 3
     assert out == ""
     assert "p_unsafe=0.900" in err
     monkeypatch.setattr(gate_module.IntentGate, "check",
-                        lambda self, history, text: verdict_from([0.8, 0.2], 0.5))
+                        lambda self, history, text, **_: verdict_from([0.8, 0.2], 0.5))
     code, out, _ = run(capsys, "ask", "general", "something", "--gate", "--max-tokens", "2",
                        "--json")
     assert code == 0

@@ -17,6 +17,7 @@ from app.engine.classifier import (
     verdict_from,
 )
 from app.engine.errors import ModelLoadError
+from app.engine.prefix import common_prefix
 
 TASK = "你是用户意图安全审核专员,负责分析角色扮演(RP)对话中 user 当前话语在上下文中的真实推进方向。"
 MAX_LENGTH = 4096
@@ -186,3 +187,72 @@ def test_classify_uses_the_classifiers_threshold(classifier):
 def test_a_chat_model_is_not_a_classifier(models):
     with pytest.raises(ModelLoadError, match="class outputs"):
         Classifier.load(models.qwen3, task_description=TASK)
+
+
+# ---------------------------------------------------------------- reading with a kept cache
+
+
+def growing_conversation(turns: int) -> list[list[dict[str, str]]]:
+    """The gate's checks of one conversation: before each user message, the history so
+    far plus that message (replies included in the history)."""
+    dialogue: list[dict[str, str]] = []
+    checks = []
+    for i in range(turns):
+        dialogue.append({"role": "user", "content": f"第{i}轮: the user asks about case {i}, "
+                         "with details about what happened that evening. " * 3})
+        checks.append(list(dialogue))
+        dialogue.append({"role": "assistant", "content": f"Reply {i}: the facts show. " * 4})
+    return checks
+
+
+def test_each_check_reads_only_what_the_conversation_added(models):
+    """Verdicts equal a fresh read's, while each check reads only the new tokens (until
+    the 8-turn window starts to move, when the prefix changes)."""
+    with Classifier.load(models.classifier, task_description=TASK, f32_cache=True,
+                         read_chunk=32) as kept, \
+            Classifier.load(models.classifier, task_description=TASK, f32_cache=True) as fresh:
+        fresh.keep_cache = False
+        previous: list[int] = []
+        for turns in growing_conversation(6):
+            verdict = kept.classify(turns)
+            expected = fresh.classify(turns)
+            assert verdict.label == expected.label
+            assert verdict.prob_unsafe == pytest.approx(expected.prob_unsafe, abs=1e-5)
+            tokens = kept.model_tokens(turns)
+            shared = min(common_prefix(previous, tokens), len(tokens) - 1)
+            assert kept.last_read == len(tokens) - shared
+            assert fresh.last_read == len(tokens)
+            if previous and len(turns) <= 8:  # before the 8-line window moves: the new turns
+                assert shared >= len(previous) - 2 and kept.last_read < len(tokens) // 2
+            previous = tokens
+
+
+def test_the_gate_reading_reports_progress_and_cancels(models):
+    import threading
+
+    from app.engine.errors import ReadingCancelled
+
+    with Classifier.load(models.classifier, task_description=TASK, read_chunk=32) as clf:
+        turns = [{"role": "user", "content": "A long request with many details. " * 40}]
+        total = len(clf.model_tokens(turns))
+        reports = []
+        clf.classify(turns, progress=reports.append)
+        assert [r.read for r in reports] == [*range(32, total, 32), total][:len(reports)]
+        assert reports[-1].read == reports[-1].total == total
+        cancel = threading.Event()
+        other = [{"role": "user", "content": "Something else entirely, at length. " * 40}]
+
+        def stop_after_two(report):
+            if report.read >= 64:
+                cancel.set()
+
+        tokens = clf.model_tokens(other)
+        shared = common_prefix(clf.model_tokens(turns), tokens)  # the task description
+        assert shared > 0
+        with pytest.raises(ReadingCancelled,
+                           match=f"cancelled after reading 64 of {len(tokens) - shared}"):
+            clf.classify(other, cancel=cancel, progress=stop_after_two)
+        again = clf.classify(other)  # continues: the 64 tokens read are kept
+        assert clf.last_read == len(tokens) - shared - 64
+        clf.keep_cache = False
+        assert clf.classify(other).label == again.label

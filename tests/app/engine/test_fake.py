@@ -63,3 +63,24 @@ def test_num_predict_and_busy_and_error():
 
 def test_it_satisfies_the_engine_protocol():
     assert isinstance(FakeEngine(), ChatEngine)
+
+
+def test_the_fake_reads_in_chunks_cancels_and_reports_how_a_reply_ended():
+    import threading
+
+    from app.engine.events import ReadingProgress
+
+    fake = FakeEngine("one two three four", read_chunks=4, dropped_turns=2, n_ctx=12)
+    events = list(fake.stream([{"role": "user", "content": "x" * 36}]))  # 10 prompt tokens
+    reads = [e.read for e in events if isinstance(e, ReadingProgress)]
+    assert reads == [2, 5, 7, 10]
+    final = events[-1]
+    assert (final.answer, final.stats.stop_reason) == ("one two", "context")
+    assert final.stats.dropped_turns == 2 and final.cut_off is not None
+    cancel = threading.Event()
+    stopped = None
+    for event in fake.stream([{"role": "user", "content": "x" * 36}], cancel=cancel):
+        if isinstance(event, ReadingProgress) and event.read == 5:
+            cancel.set()
+        stopped = event
+    assert stopped.cancelled and stopped.stats.prompt_read == 5 and stopped.answer == ""

@@ -128,3 +128,33 @@ def test_a_v2_database_migrates_to_provenance_and_alternatives_keeping_its_data(
         assert store.alternative_positions(case.id) == {again.id: (2, 2)}
         store.add_prompt("general", "remembered")
         assert store.prompt_history("general") == ["remembered"]
+
+
+@pytest.mark.parametrize("version", [2, 3], ids=["from-v2", "from-v3"])
+def test_the_stop_reason_step_upgrades_a_v2_or_v3_database(tmp_path, version):
+    """The stop-reason step comes after provenance (v3), as its own step: a v2 database
+    goes through both, a v3 one through it alone; old replies read as unknown (None)."""
+    path = tmp_path / "amicus.sqlite3"
+    _v2_database(path)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        migrate(conn, str(path), MIGRATIONS[:version])
+        assert user_version(conn) == version
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+        assert "stop_reason" not in columns and ("provenance" in columns) == (version == 3)
+    with Store.open(path) as store:
+        assert user_version(store._conn) == SCHEMA_VERSION == 4
+        case = min(store.list_conversations(), key=lambda c: c.id)
+        old = store.messages(case.id)
+        assert [m.parent_id for m in old] == [None, 1, 3, 5]
+        assert all((m.stop_reason, m.dropped_turns) == (None, None) for m in old)
+        reply = store.add_message(case.id, "assistant", "", status="streaming")
+        store.update_message(reply.id, content="判处有期徒刑", status="complete",
+                             stop_reason="length", dropped_turns=4)
+        cut = store.add_message(case.id, "assistant", "…", stop_reason="context",
+                                dropped_turns=0)
+    with Store.open(path) as store:
+        again = store.get_message(reply.id)
+        assert (again.stop_reason, again.dropped_turns, again.parent_id) == ("length", 4,
+                                                                             old[-1].id)
+        assert (store.get_message(cut.id).stop_reason,
+                store.get_message(cut.id).dropped_turns) == ("context", 0)

@@ -49,7 +49,8 @@ class FakeGate:
     probability: float = 0.93
     calls: list[tuple[list[dict[str, Any]], str]] = field(default_factory=list)
 
-    def check(self, history: list[dict[str, Any]], user_text: str) -> Verdict:
+    def check(self, history: list[dict[str, Any]], user_text: str, *,
+              cancel: Any = None, progress: Any = None) -> Verdict:
         self.calls.append((list(history), user_text))
         unsafe = self.trigger in user_text
         return Verdict(unsafe, self.probability if unsafe else 0.04)

@@ -63,6 +63,13 @@ sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
     assert config.server_models == {"sentencing": "demonbyron/qwen3-4b-CriminalLaw-cn:q4"}
 
 
+def test_context_sizes_per_assistant_and_the_state_budget(_isolated_home):
+    assert (UIConfig().num_ctx, UIConfig().kv_cache_mb) == ({}, 4096)
+    write_config(_isolated_home, "kv_cache_mb = 0\n[num_ctx]\nsentencing = 16384\n")
+    config = load_config()
+    assert config.num_ctx == {"sentencing": 16384} and config.kv_cache_mb == 0
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("colour = 'red'", "unknown setting 'colour'"),
     ("theme = 'purple-haze'", "theme 'purple-haze' is not a Textual theme"),
@@ -77,6 +84,9 @@ sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
     ("[keymap]\nsubmit = ''", "submit: no key given"),
     ("[keymap]\nsubmit = 'ctrl+n'", "'ctrl+n' is bound to both"),
     ("theme = ", "not valid TOML"),
+    ("kv_cache_mb = -1", "kv_cache_mb must be 0 or more"),
+    ("[num_ctx]\nsentencing = 0", "num_ctx.sentencing must be a positive number"),
+    ("[num_ctx]\nsentencing = '16k'", "num_ctx.sentencing must be a positive number"),
     ("server_models = 'x'", "server_models must be a dict"),
     ("[server_models]\ngeneral = ''", "server_models.general must be the server's model"),
     ("[server_models]\ngeneral = 3", "server_models.general must be the server's model"),

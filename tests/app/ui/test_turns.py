@@ -46,6 +46,22 @@ def test_fast_deltas_are_batched_into_one_message():
     assert (chunk.thinking, chunk.answer) == ("ab", "cd")
 
 
+def test_reading_progress_is_forwarded_chunk_by_chunk():
+    from app.engine.events import ReadingProgress
+    from app.ui.messages import ReadingProgressed
+
+    posted: list[object] = []
+    progress = [ReadingProgress(256, 600, 100.0, 3.44), ReadingProgress(600, 600, 100.0, 0.0)]
+    events = [PromptStarted(900, 600, 4, 1, restored=300), *progress, AnswerDelta("a"),
+              Finished("a", "", STATS)]
+    pump(job(), events, posted.append, clock=Clock(0.0))
+    assert [type(m) for m in posted] == [PromptReading, ReadingProgressed, ReadingProgressed,
+                                         StreamChunk, TurnFinished]
+    assert (posted[0].prompt_tokens, posted[0].evaluating, posted[0].restored) == (900, 600,
+                                                                                   300)
+    assert [m.progress for m in posted[1:3]] == progress
+
+
 def test_slow_deltas_go_out_as_they_come():
     posted: list[object] = []
     events = [AnswerDelta("a"), AnswerDelta("b"), AnswerDelta("c"), Finished("abc", "", STATS)]
