@@ -68,9 +68,9 @@ def _run(job: Job, services: Services, post: Post) -> None:
         if job.cancelled:  # stopped while the gate judged: do not load a model for nothing
             post(TurnFinished(job, None))
             return
-    if not services.is_loaded(job.assistant_name):
+    if not services.is_loaded(job.assistant_name, job.num_ctx):
         post(ModelLoading(job))
-    assistant = services.assistant(job.assistant_name)
+    assistant = services.assistant(job.assistant_name, num_ctx=job.num_ctx)
     job.assistant = assistant
     if job.cancelled:  # stopped while the model loaded: nothing was sent
         post(TurnFinished(job, None))

@@ -10,18 +10,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.assistants.runtime import Assistant
+from app.documents import Document
 
 
 @dataclass(eq=False)
 class Job:
     conversation_id: int
     assistant_name: str
-    text: str  # the user's message as typed (restored to the input if the turn fails)
+    text: str  # the message sent: attached documents' blocks, then what was typed
     history: list[dict[str, str]]
     system: str | None
     params: dict[str, Any] | None  # per-conversation overrides of the Modelfile's
     think: bool | None
     gate: bool
+    num_ctx: int | None = None  # the conversation's context (the model is reloaded at it)
+    typed: str = ""  # what was typed and attached: back in the message box if the turn
+    documents: tuple[Document, ...] = ()  # fails or is discarded
     cancel: threading.Event = field(default_factory=threading.Event)
     assistant: Assistant | None = None  # set by the worker once the model is loaded
     user_id: int | None = None  # store ids, set when the turn is accepted

@@ -12,6 +12,7 @@ changed a conversation (ConversationUpdated).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on
@@ -42,16 +43,16 @@ from app.ui.messages import (
 from app.ui.screens.case_form import CaseForm
 from app.ui.screens.choice_dialog import confirm
 from app.ui.screens.error_dialog import ErrorDialog
+from app.ui.screens.file_dialog import FileDialog
 from app.ui.screens.frame_form import FrameForm
 from app.ui.screens.model_manager import ModelManager
-from app.ui.screens.options_editor import OptionsEditor, OptionsResult
+from app.ui.screens.options_editor import ContextChoice, OptionsEditor, OptionsResult
 from app.ui.screens.prompt_form import FormResult
 from app.ui.screens.text_dialog import TextDialog
 from app.ui.services import AssistantEntry, Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
-    context_size,
     default_thinking,
     last_reply,
     printable,
@@ -149,6 +150,7 @@ class MainScreen(Screen[None]):
 
     async def choose_assistant(self, name: str) -> None:
         self.entry = next(e for e in self.services.assistants() if e.name == name)
+        self.pane.assistant_name = name
         store_call_or(self, None, self.services.store.set_setting, LAST_ASSISTANT, name)
         conversations = await self.refresh_conversations(None)
         await self.open_conversation(conversations[0].id if conversations else None)
@@ -178,7 +180,9 @@ class MainScreen(Screen[None]):
 
     async def render_conversation(self) -> None:
         self.update_header()
-        n_ctx = context_size(self.profile)
+        self.pane.schedule_estimate()
+        n_ctx = self.pane.num_ctx(self.entry.name, self.conversation) if self.entry else \
+            Figures().n_ctx
         if self.conversation is None:
             await self.chat.show_hint(self.hint())
             self.status.set_figures(Figures(n_ctx=n_ctx).describe())
@@ -190,6 +194,7 @@ class MainScreen(Screen[None]):
         views = [self.pane.message_view(m, "You" if m.role == "user" else author)
                  for m in shown]
         await self.chat.show(views, earlier=len(messages) - len(shown))
+        await self.pane.show_divider(messages)
         self.status.set_figures(Figures.of(last_reply(messages), n_ctx).describe())
 
     def update_header(self) -> None:
@@ -249,7 +254,7 @@ class MainScreen(Screen[None]):
         await self.send(self.prompt.text)
 
     async def send(self, text: str) -> None:
-        if not text.strip():
+        if not text.strip() and not self.pane.attachments:
             return
         if self.pane.busy:
             self.notify(f"A reply is being generated: wait, or press {self.key('cancel')} to "
@@ -369,15 +374,37 @@ class MainScreen(Screen[None]):
         async def edited(result: OptionsResult | None) -> None:
             if result is None:
                 return
+            before = (conversation.parameters or {}).get("num_ctx")
+            after = (result.parameters or {}).get("num_ctx")
             try:
                 self.set_options(system_prompt=result.system_prompt,
                                  parameters=result.parameters)
             except StoreFailed:
                 return
             await self.refresh_conversations(conversation.id)
-            self.notify("Saved for this conversation.")
+            await self.render_conversation()  # the context size in the status line
+            reload = " The model loads again at the new num_ctx with the next message." \
+                if after != before else ""
+            self.notify(f"Saved for this conversation.{reload}")
 
-        self.app.push_screen(OptionsEditor(conversation, self.profile), edited)
+        assert self.entry is not None
+        name = self.entry.name
+        context = ContextChoice(
+            current=self.pane.num_ctx(name, None),
+            maximum=self.services.trained_context(name),
+            estimate=lambda n_ctx: self.services.memory_estimate(name, n_ctx).describe())
+        self.app.push_screen(OptionsEditor(conversation, self.profile, context), edited)
+
+    def action_attach(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.pane.attach(Path(path))
+                self.prompt.focus()
+
+        self.app.push_screen(FileDialog("Attach a document to the message"), chosen)
+
+    def action_detach(self) -> None:
+        self.pane.set_attachments([])
 
     def action_open_form(self) -> None:
         form = self.form()

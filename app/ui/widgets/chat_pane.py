@@ -29,12 +29,18 @@ way to start one (regenerate, edit and resend) builds its Job and calls `start`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from app.engine.events import Finished
+from app.documents import Document, compose_message, read_document
+from app.engine.events import Finished, dropped_turns_note
 from app.errors import describe
 from app.store import Conversation, Message, Status
 from app.ui.config import UIConfig
@@ -60,13 +66,15 @@ from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
     auto_title,
-    context_size,
+    conversation_num_ctx,
     engine_history,
+    rough_tokens,
     supports_thinking,
+    view_start,
 )
 from app.ui.widgets.chat_header import ChatHeader
 from app.ui.widgets.chat_view import ChatView
-from app.ui.widgets.message_view import MessageView, blocked_note, stats_note
+from app.ui.widgets.message_view import MessageView, blocked_note, cut_off_mark, stats_note
 from app.ui.widgets.prompt_input import PromptInput
 from app.ui.widgets.status_bar import StatusBar
 
@@ -77,11 +85,17 @@ class ChatPane(Vertical):
         self.services = services
         self.config = config
         self.conversation: Conversation | None = None  # shown; the screen chooses it
+        self.assistant_name: str | None = None  # the assistant shown; the screen sets it
         self.job: Job | None = None  # the turn in flight
+        self.attachments: list[Document] = []  # go with the next message, before its text
+        self._estimate_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ChatHeader(id="chat-header")
         yield ChatView(id="messages")
+        attached = Static("", id="attachments")
+        attached.display = False
+        yield attached
         yield PromptInput(self.config.keymap, id="prompt")
         yield StatusBar(id="status")
 
@@ -129,17 +143,31 @@ class ChatPane(Vertical):
     # Starting and stopping
 
     def send(self, assistant: str, conversation: Conversation, text: str) -> None:
-        """Send `text` to `assistant` in `conversation`, after its answered turns (a store
-        failure shows its dialog and sends nothing)."""
+        """Send `text`, after the attached documents' blocks, to `assistant` in
+        `conversation`, after its answered turns (a store failure shows its dialog and
+        sends nothing)."""
         try:
             history = engine_history(store_call(self, self.services.store.messages,
                                                 conversation.id))
         except StoreFailed:
             return
-        profile = self.services.profile(assistant)
-        think = conversation.thinking if supports_thinking(profile) else None
-        self.start(Job(conversation.id, assistant, text, history, conversation.system_prompt,
-                       conversation.parameters, think, conversation.safety_gate))
+        documents = tuple(self.attachments)
+        self.start(Job(conversation.id, assistant, compose_message(text, documents), history,
+                       conversation.system_prompt, conversation.parameters,
+                       self.think(assistant, conversation), conversation.safety_gate,
+                       num_ctx=self.num_ctx(assistant, conversation), typed=text,
+                       documents=documents))
+
+    def think(self, assistant: str, conversation: Conversation | None) -> bool | None:
+        """Thinking on/off as the conversation says, for templates that can switch it."""
+        if conversation is None or not supports_thinking(self.services.profile(assistant)):
+            return None
+        return conversation.thinking
+
+    def num_ctx(self, assistant: str, conversation: Conversation | None) -> int:
+        """The context the conversation runs at (F4, else the config, else the Modelfile)."""
+        return conversation_num_ctx(conversation, self.config.num_ctx.get(assistant),
+                                    self.services.profile(assistant))
 
     def start(self, job: Job) -> None:
         self.job = job
@@ -166,6 +194,7 @@ class ChatPane(Vertical):
         self.job = None
         self.status.set_state(state)
         self.refresh_bindings()
+        self.schedule_estimate()
 
     # The worker's messages, in the order they come
 
@@ -220,8 +249,10 @@ class ChatPane(Vertical):
             job.discard = True
             job.cancel.set()
             return
-        if self.prompt.text == job.text:
+        if self.prompt.text == job.typed:
             self.prompt.set_text("")
+        if tuple(self.attachments) == job.documents:
+            self.set_attachments([])
         if self.showing(job):
             await self.chat.add(MessageView.of(user, "You", self.chat.thoughts_shown))
             await self.chat.add(self.message_view(reply, job.assistant_name))
@@ -312,8 +343,7 @@ class ChatPane(Vertical):
             view = self.job_view(job)
             if view is not None:
                 await view.finish(job.answer, job.thinking, note, "error")
-            if not self.prompt.text.strip():
-                self.prompt.set_text(job.text)
+            self.restore_draft(job)
         show_failure(self, event.error, event.title)
 
     @on(Worker.StateChanged)
@@ -379,12 +409,17 @@ class ChatPane(Vertical):
         except StoreFailed:
             return
         view = self.job_view(job)
-        prefix = "cancelled: partial reply · " if status == "cancelled" else ""
+        prefix = "cancelled: partial reply" if status == "cancelled" else ""
+        note = " · ".join(part for part in (prefix, cut_off_mark(finished.cut_off),
+                                            stats_note(stored)) if part)
         if view is not None:
-            await view.finish(answer, finished.thinking, prefix + stats_note(stored), status)
+            await view.finish(answer, finished.thinking, note, status)
+            view.set_class(finished.cut_off is not None, "cut-off")
         if self.showing(job):
-            n_ctx = context_size(self.services.profile(job.assistant_name))
+            n_ctx = job.num_ctx or self.num_ctx(job.assistant_name, self.conversation)
             self.status.set_figures(Figures.of(stored, n_ctx).describe())
+            await self.show_divider(store_call_or(self, [], self.services.store.messages,
+                                                  job.conversation_id))
 
     async def discard(self, job: Job) -> None:
         """Forget the turn: its stored messages go, the text returns to the message box."""
@@ -395,5 +430,99 @@ class ChatPane(Vertical):
             view = self.chat.message(message_id)
             if view is not None:
                 await view.remove()
-        if not self.prompt.text.strip():
-            self.prompt.set_text(job.text)
+        self.restore_draft(job)
+
+    def restore_draft(self, job: Job) -> None:
+        """A turn that failed or was discarded gives back what was typed and attached
+        (unless the user has started another message meanwhile)."""
+        if not self.prompt.text.strip() and not self.attachments:
+            self.prompt.set_text(job.typed or ("" if job.documents else job.text))
+            self.set_attachments(list(job.documents))
+
+    # The conversation's divider: where the model's view begins
+
+    async def show_divider(self, messages: list[Message]) -> None:
+        """A line before the first message the last reply's model saw, when its context
+        left earlier ones out (none otherwise, or when that message is not drawn)."""
+        await self.chat.remove_children(".divider")
+        found = view_start(messages)
+        if found is None:
+            return
+        first, dropped = found
+        view = self.chat.message(first)
+        if view is not None:
+            await self.chat.mount(Static(f"─── {dropped_turns_note(dropped)} ───",
+                                         classes="divider", markup=False), before=view)
+
+    # Attached documents
+
+    def attach(self, path: Path) -> None:
+        """Read a document in a thread; it goes with the next message (a bad file shows
+        the dialog naming it and the problem; what was typed stays)."""
+        self.read_attachment(path)
+
+    @work(thread=True, group="attach", exit_on_error=False)
+    def read_attachment(self, path: Path) -> None:
+        try:
+            document = read_document(path)
+        except Exception as exc:  # DocumentError, or a bug: the dialog says which
+            self.app.call_from_thread(show_failure, self, exc)
+            return
+        self.app.call_from_thread(self.set_attachments, [*self.attachments, document])
+
+    def set_attachments(self, documents: list[Document]) -> None:
+        self.attachments = documents
+        bar = self.query_one("#attachments", Static)
+        bar.display = bool(documents)
+        if documents:
+            names = ", ".join(f"📄 {d.name} ({d.chars:,} characters)" for d in documents)
+            bar.update(Content.assemble(Content(names), "  ", Content.from_markup(
+                "[@click=screen.detach]remove[/]").stylize("dim underline")))
+        self.schedule_estimate()
+
+    # The message's size, live in the status line
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self) -> None:
+        self.schedule_estimate()
+
+    def schedule_estimate(self, delay: float = 0.3) -> None:
+        """Count the message being written once typing pauses."""
+        if self._estimate_timer is not None:
+            self._estimate_timer.stop()
+        self._estimate_timer = self.set_timer(delay, self.refresh_estimate)
+
+    def refresh_estimate(self) -> None:
+        """The draft's tokens against num_ctx: counted by the model's own tokenizer when it
+        is loaded (with the reading time at its measured rate), else roughly ("~")."""
+        name, conversation = self.assistant_name, self.conversation
+        text = compose_message(self.prompt.text, self.attachments)
+        if name is None or self.busy or not text:
+            self.status.set_draft("")
+            return
+        history: list[dict[str, str]] = []
+        if conversation is not None:
+            history = engine_history(store_call_or(self, [], self.services.store.messages,
+                                                   conversation.id))
+        messages = [*history, {"role": "user", "content": text}]
+        num_ctx = self.num_ctx(name, conversation)
+        profile = self.services.profile(name)
+        system = conversation.system_prompt if conversation and conversation.system_prompt \
+            is not None else (profile.system or "" if profile else "")
+        rough = rough_tokens(system + "".join(m["content"] for m in messages))
+        self.status.set_draft(f"message ~{rough:,} of {num_ctx:,} tokens")
+        if self.services.is_loaded(name, num_ctx):
+            self.estimate_exactly(name, conversation, messages)
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def estimate_exactly(self, name: str, conversation: Conversation | None,
+                         messages: list[dict[str, str]]) -> None:
+        assistant = self.services.loaded
+        if assistant is None or assistant.name != name or self.busy:
+            return
+        estimate = assistant.estimate(
+            messages, system=conversation.system_prompt if conversation else None,
+            params=conversation.parameters if conversation else None,
+            think=self.think(name, conversation))
+        if estimate is not None:  # None: a server reads prompts where we cannot count
+            self.app.call_from_thread(self.status.set_draft, f"message {estimate.describe()}")

@@ -15,6 +15,8 @@ from textual.content import Content
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets._markdown import MarkdownFence, MarkdownStream
 
+from app.documents import DocumentPart, split_message
+from app.engine.events import cut_off_reason
 from app.store import Message
 from app.ui.messages import Copied
 from app.ui.turns import printable, strip_notice
@@ -38,7 +40,18 @@ def message_note(message: Message) -> str:
         return blocked_note(message.blocked_probability)
     prefix = {"cancelled": "cancelled: partial reply", "error": "the reply failed",
               "streaming": "interrupted before the reply was finished"}.get(message.status, "")
-    return " · ".join(part for part in (prefix, stats_note(message)) if part)
+    return " · ".join(part for part in (prefix, cut_off_mark(message.stop_reason),
+                                        stats_note(message)) if part)
+
+
+def cut_off_mark(reason: str | None) -> str:
+    """"✂ cut off: ..." for a reply stopped by num_predict or a full context, else ""."""
+    words = reason if reason and reason.startswith("cut off") else cut_off_reason(reason)
+    return f"✂ {words}" if words else ""
+
+
+def document_title(part: DocumentPart) -> str:
+    return f"📄 {printable(part.name)} · {part.chars:,} characters"
 
 
 class MessageView(Vertical):
@@ -56,6 +69,8 @@ class MessageView(Vertical):
         self._show_thoughts = show_thoughts
         self.streaming = streaming
         self._streams: dict[str, MarkdownStream] = {}
+        # A user's message shows its attached documents collapsed, then what was typed.
+        self._parts = split_message(content) if role == "user" else []
 
     @classmethod
     def of(cls, message: Message, author: str, show_thoughts: bool) -> MessageView:
@@ -67,7 +82,14 @@ class MessageView(Vertical):
         yield Static(self._header(), classes="header")
         if self.thinking_text:  # most messages have none: no widgets for it then
             yield self._thinking_box(self.thinking_text)
-        yield Markdown(printable(self.answer_text), classes="body", open_links=False)
+        documents = [p for p in self._parts if isinstance(p, DocumentPart)]
+        for part in documents:
+            yield Collapsible(Static(printable(part.text), classes="document-text",
+                                     markup=False),
+                              title=document_title(part), collapsed=True, classes="document")
+        body = self.answer_text if not documents else "\n\n".join(
+            p.text for p in self._parts if not isinstance(p, DocumentPart))
+        yield Markdown(printable(body), classes="body", open_links=False)
         note = Static(self._note, classes="note", markup=False)
         note.display = bool(self._note)
         yield note
@@ -78,7 +100,7 @@ class MessageView(Vertical):
                            title=title, collapsed=not self._show_thoughts, classes="thinking")
 
     async def _ensure_thinking_box(self) -> Collapsible:
-        boxes = self.query(Collapsible)
+        boxes = self.query(Collapsible).filter(".thinking")
         if boxes:
             return boxes.first()
         box = self._thinking_box("")
@@ -109,7 +131,7 @@ class MessageView(Vertical):
 
     def show_thoughts(self, show: bool) -> None:
         self._show_thoughts = show
-        for box in self.query(Collapsible):
+        for box in self.query(Collapsible).filter(".thinking"):
             box.collapsed = not show
 
     async def append(self, thinking: str, answer: str) -> None:
@@ -140,7 +162,7 @@ class MessageView(Vertical):
             box.title = THINKING
             await box.query_one(".thinking-text", Markdown).update(printable(thinking))
         else:
-            await self.query(Collapsible).remove()
+            await self.query(Collapsible).filter(".thinking").remove()
         await self.query_one(".body", Markdown).update(printable(answer))
         self.set_note(note)
 

@@ -47,5 +47,5 @@ def test_turn_messages_do_not_bubble_past_the_pane():
 
     turn_messages = [value for value in vars(messages).values()
                      if isinstance(value, type) and issubclass(value, TurnMessage)]
-    assert len(turn_messages) == 9  # TurnMessage and its eight kinds
+    assert len(turn_messages) == 10  # TurnMessage and its nine kinds
     assert all(kind.bubble is False for kind in turn_messages)
