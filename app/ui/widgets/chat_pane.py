@@ -260,12 +260,14 @@ class ChatPane(Vertical):
 
     def retitle(self, job: Job) -> None:
         """A conversation still called "New conversation" is named after its first
-        message (StoreFailed)."""
+        message as typed, else its first document's name (StoreFailed)."""
         store = self.services.store
         conversation = store_call(self, store.get_conversation, job.conversation_id)
         if conversation.title in ("", DEFAULT_TITLE):
             conversation = store_call(self, store.rename_conversation, conversation.id,
-                                      auto_title(job.text))
+                                      auto_title(job.typed.strip() or (
+                                          job.documents[0].name if job.documents
+                                          else job.text)))
         if self.showing(job):
             self.conversation = conversation
 

@@ -5,7 +5,7 @@ fake engine and what lands in the store."""
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Collapsible, Input, Static, TextArea
+from textual.widgets import Button, Collapsible, Input, Static, TextArea
 
 from app.documents import split_message
 from app.engine.fake import FakeEngine
@@ -65,6 +65,7 @@ async def test_an_attached_document_goes_with_the_message_shown_collapsed(rig_fa
         await pilot.press("enter")
         await settle(pilot, rig.app)
         user = rig.store.messages(1)[0]
+        assert rig.store.get_conversation(1).title == "量刑建议？"  # not the block's header
         parts = split_message(user.content)
         assert [type(p).__name__ for p in parts] == ["DocumentPart", "TextPart"]
         assert (parts[0].name, parts[0].text, parts[1].text) == ("判决书.txt", JUDGMENT,
@@ -82,7 +83,7 @@ async def test_an_attached_document_goes_with_the_message_shown_collapsed(rig_fa
 @pytest.mark.parametrize(("name", "content", "problem"), [
     ("empty.txt", b"", "is empty"),
     ("photo.jpg", b"\xff\xd8\xff", "unsupported file type"),
-    ("scan.pdf", b"%PDF-1.4 broken", ".pdf"),
+    ("scan.pdf", b"%PDF-1.4 broken", "is not a valid PDF file"),
 ])
 async def test_a_bad_file_shows_its_dialog_and_keeps_the_text(rig_factory, tmp_path, name,
                                                               content, problem):
@@ -103,6 +104,17 @@ async def test_a_bad_file_shows_its_dialog_and_keeps_the_text(rig_factory, tmp_p
         assert prompt.text == "my question, typed"
         assert rig.app.screen.query_one(ChatPane).attachments == []
         assert rig.store.list_conversations("moral-audit") == []  # nothing was sent
+
+
+def test_attach_is_in_the_palette_and_the_keymap(rig_factory):
+    from app.ui.keymap import spec
+    from app.ui.screens.main_screen import MainScreen
+
+    rig = rig_factory()
+    screen = MainScreen(rig.app.services, rig.app.config)
+    titles = [command.title for command in rig.app.get_system_commands(screen)]
+    assert "Attach (f10)" in titles
+    assert spec("attach").keys == "f10" and "num_ctx" in spec("edit_options").help
 
 
 def test_path_completion(tmp_path):
@@ -255,15 +267,11 @@ async def test_f4_refuses_a_num_ctx_that_does_not_fit(rig_factory):
         assert maximum and maximum > 4096
         field = editor.query_one("#num-ctx", Input)
         field.value = str(maximum + 1)
-        await pilot.pause()
-        await pilot.click("#save")
-        await pilot.pause()
+        await save(pilot, editor)
         errors = str(editor.query_one("#errors", Static).render())
         assert f"num_ctx {maximum + 1:,} is more than the {maximum:,} tokens" in errors
         field.value = "4096"
-        await pilot.pause()
-        await pilot.click("#save")
-        await pilot.pause()
+        await save(pilot, editor)
         errors = str(editor.query_one("#errors", Static).render())
         assert "needs about" in errors and "50 MB is available" in errors
         assert "choose a smaller num_ctx" in str(editor.query_one("#memory", Static).render())
@@ -305,6 +313,12 @@ async def test_divider_and_cut_off_mark_also_after_reopening(rig_factory):
         assert view is not None and "✂ cut off: the answer limit num_predict" in view.note
         await assert_divider_before(chat, messages[2].id, 2)
         assert "✂" not in chat.message(messages[1].id).note  # the first reply ended normally
+
+
+async def save(pilot, editor: OptionsEditor) -> None:
+    editor.query_one("#save", Button).press()
+    await pilot.pause()
+    await pilot.pause()
 
 
 async def assert_divider_before(chat: ChatView, message_id: int, dropped: int) -> None:
