@@ -25,6 +25,7 @@ from app.assistants.profiles import AssistantProfile
 from app.engine.params import GenerationParams
 from app.errors import describe
 from app.store import Conversation
+from converters.errors import AmicusError
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ PARAMS: tuple[Param, ...] = (
 @dataclass(frozen=True)
 class ContextChoice:
     """What the num_ctx field needs: the size used when it is blank, the most the model was
-    trained for (None: unknown), and the memory estimate at a size, as one line (raising
-    an AmicusError, e.g. InsufficientMemoryError, when the size cannot be used)."""
+    trained for (None: unknown; shown as a hint), and the memory estimate at a size, as
+    one line, raising an AmicusError when the size cannot be used (ContextSizeError over
+    the trained context, InsufficientMemoryError over the memory free)."""
 
     current: int
     maximum: int | None
@@ -154,15 +156,10 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
     def _check_context(self, n_ctx: int | None) -> str:
         """The estimate's line; ValueError with the reason when the size is refused."""
         assert self.context is not None
-        size = n_ctx or self.context.current
-        maximum = self.context.maximum
-        if maximum and size > maximum:
-            raise ValueError(f"num_ctx {size:,} is more than the {maximum:,} tokens the model "
-                             "was trained for; choose at most that")
         try:
-            return self.context.estimate(size)
-        except Exception as exc:  # InsufficientMemoryError, a GGUF that cannot be read...
-            raise ValueError(describe(exc).line) from exc
+            return self.context.estimate(n_ctx or self.context.current)
+        except (AmicusError, OSError) as exc:  # over the trained context, over the memory
+            raise ValueError(describe(exc).line) from exc  # free, a GGUF that cannot be read
 
     def result(self) -> OptionsResult:
         """What the fields say; ValueError naming the first bad parameter."""
