@@ -29,6 +29,7 @@ way to start one (regenerate, edit and resend) builds its Job and calls `start`.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from textual import on, work
@@ -37,12 +38,12 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import Static, TextArea
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from app.documents import Document, compose_message, read_document
 from app.engine.events import Finished, dropped_turns_note
 from app.errors import describe
-from app.store import Conversation, Message, Status
+from app.store import Conversation, Message, Status, StoreError
 from app.ui.config import UIConfig
 from app.ui.failures import StoreFailed, show_failure, store_call, store_call_or
 from app.ui.inference import run_turn
@@ -504,8 +505,9 @@ class ChatPane(Vertical):
             return
         history: list[dict[str, str]] = []
         if conversation is not None:
-            history = engine_history(store_call_or(self, [], self.services.store.messages,
-                                                   conversation.id))
+            # No dialog here: a store that fails says so when the message is sent.
+            with contextlib.suppress(StoreError):
+                history = engine_history(self.services.store.messages(conversation.id))
         messages = [*history, {"role": "user", "content": text}]
         num_ctx = self.num_ctx(name, conversation)
         profile = self.services.profile(name)
@@ -526,5 +528,7 @@ class ChatPane(Vertical):
             messages, system=conversation.system_prompt if conversation else None,
             params=conversation.parameters if conversation else None,
             think=self.think(name, conversation))
-        if estimate is not None:  # None: a server reads prompts where we cannot count
+        # None: a server reads prompts where we cannot count; a cancelled worker's count
+        # is of a draft typed over since.
+        if estimate is not None and not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.status.set_draft, f"message {estimate.describe()}")

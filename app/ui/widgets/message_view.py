@@ -74,9 +74,11 @@ class MessageView(Vertical):
 
     @classmethod
     def of(cls, message: Message, author: str, show_thoughts: bool) -> MessageView:
-        return cls(role=message.role, author=author, content=message.content,
+        view = cls(role=message.role, author=author, content=message.content,
                    thinking=message.thinking or "", note=message_note(message),
                    status=message.status, message_id=message.id, show_thoughts=show_thoughts)
+        view.set_class(cut_off_reason(message.stop_reason) is not None, "cut-off")
+        return view
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="header")

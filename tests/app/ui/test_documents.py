@@ -311,6 +311,7 @@ async def test_divider_and_cut_off_mark_also_after_reopening(rig_factory):
         chat = reopened.app.screen.query_one(ChatView)
         view = chat.message(reply.id)
         assert view is not None and "✂ cut off: the answer limit num_predict" in view.note
+        assert view.has_class("cut-off")
         await assert_divider_before(chat, messages[2].id, 2)
         assert "✂" not in chat.message(messages[1].id).note  # the first reply ended normally
 
