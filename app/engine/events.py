@@ -98,11 +98,18 @@ class GenerationStats:
 def cut_off(stats: GenerationStats) -> str | None:
     """Why a reply ended before the model finished it, in words for a "cut off" mark; None
     when it ended normally (or was cancelled: that is the user's own doing)."""
-    if stats.stop_reason == "length":
-        limit = f" ({stats.num_predict:,} tokens)" if stats.num_predict > 0 else ""
+    return cut_off_reason(stats.stop_reason, num_predict=stats.num_predict,
+                          num_ctx=stats.num_ctx)
+
+
+def cut_off_reason(stop_reason: str | None, *, num_predict: int = -1,
+                   num_ctx: int = 0) -> str | None:
+    """As `cut_off`, from a stop reason alone (a stored reply: the sizes may be unknown)."""
+    if stop_reason == "length":
+        limit = f" ({num_predict:,} tokens)" if num_predict > 0 else ""
         return f"cut off: the answer limit num_predict{limit} was reached"
-    if stats.stop_reason == "context":
-        size = f" ({stats.num_ctx:,} tokens)" if stats.num_ctx else ""
+    if stop_reason == "context":
+        size = f" ({num_ctx:,} tokens)" if num_ctx else ""
         return f"cut off: the context window{size} is full"
     return None
 

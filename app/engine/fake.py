@@ -33,6 +33,7 @@ from app.engine.events import (
 from app.engine.messages import with_system
 from app.engine.output import OutputParser
 from app.engine.params import DEFAULT_NUM_CTX, GenerationParams
+from app.engine.reading import PromptEstimate
 
 Reply = str | Sequence[str]  # a text, or the token texts of one reply
 Script = Reply | Callable[[list[dict[str, Any]]], Reply]
@@ -70,6 +71,7 @@ class FakeEngine:
         self.error = error
         self._read_chunks = max(1, read_chunks)
         self._dropped = dropped_turns
+        self.reading_rate: float | None = None  # what `estimate` reports as measured
         self.calls: list[dict[str, Any]] = []
         self.closed = False
         self._lock = threading.Lock()
@@ -101,7 +103,7 @@ class FakeEngine:
         self.calls.append({"messages": messages, "params": params, "think": think})
         if self.error is not None:
             raise self.error
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
+        prompt_tokens = _count(messages)
         yield PromptStarted(prompt_tokens, prompt_tokens, self._dropped, 1)
         read = yield from self._read(prompt_tokens, cancel)
         parser = OutputParser(params.stop)
@@ -118,6 +120,16 @@ class FakeEngine:
         yield Finished(parser.texts.answer, parser.texts.thinking, replace(
             stats, dropped_turns=self._dropped, num_ctx=self._n_ctx,
             num_predict=params.num_predict, prompt_read=read if read < prompt_tokens else -1))
+
+    def estimate(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
+                 params: Mapping[str, Any] | GenerationParams | None = None,
+                 think: bool | None = None) -> PromptEstimate:
+        """As Engine.estimate, with the fake's count (a token per four characters) and
+        `reading_rate` (None: not measured yet)."""
+        tokens = _count(with_system(messages, system))
+        reserve = GenerationParams.coerce(params).answer_reserve(self._n_ctx)
+        return PromptEstimate(tokens, self._n_ctx, reserve, tokens, self._dropped,
+                              tokens <= self._n_ctx - reserve, self.reading_rate)
 
     def _read(self, prompt_tokens: int, cancel: threading.Event) -> Generator[Event, None, int]:
         chunks = self._read_chunks
@@ -163,6 +175,10 @@ class FakeEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+def _count(messages: Sequence[Mapping[str, Any]]) -> int:
+    return sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
 
 
 def _stats(prompt_tokens: int, completion: int, ms: float, reason: StopReason) -> GenerationStats:

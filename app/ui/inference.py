@@ -69,10 +69,11 @@ def _run(job: Job, services: Services, post: Post) -> None:
         if job.cancelled:  # stopped while the gate judged: do not load a model for nothing
             post(TurnFinished(job, None))
             return
-    if not services.is_loaded(job.assistant_name):
+    if not services.is_loaded(job.assistant_name, job.num_ctx):
         post(ModelLoading(job))
-    assistant = services.assistant(job.assistant_name, allow_unverified=job.assistant_name
-                                   in job.allow_unverified)
+    assistant = services.assistant(
+        job.assistant_name, allow_unverified=job.assistant_name in job.allow_unverified,
+        num_ctx=job.num_ctx)
     job.assistant = assistant
     if job.cancelled:  # stopped while the model loaded: nothing was sent
         post(TurnFinished(job, None))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.assistants.runtime import Assistant
+from app.documents import Document
 from app.store import Provenance
 
 JobKind = Literal["send", "regenerate", "edit"]
@@ -23,7 +24,7 @@ JobKind = Literal["send", "regenerate", "edit"]
 class Job:
     conversation_id: int
     assistant_name: str
-    text: str  # the user's message as typed (restored to the input if the turn fails)
+    text: str  # the message sent: attached documents' blocks, then what was typed
     history: list[dict[str, str]]
     system: str | None
     params: dict[str, Any] | None  # per-conversation overrides of the Modelfile's
@@ -33,6 +34,9 @@ class Job:
     replaces: int | None = None  # regenerate: the reply; edit: the question
     # Models whose verification FAILED that the user chose to use anyway (this session).
     allow_unverified: frozenset[str] = frozenset()
+    num_ctx: int | None = None  # the conversation's context (the model is reloaded at it)
+    typed_text: str = ""  # what was typed, and the documents attached: back in the message
+    documents: tuple[Document, ...] = ()  # box if the turn fails or is discarded
     cancel: threading.Event = field(default_factory=threading.Event)
     assistant: Assistant | None = None  # set by the worker once the model is loaded
     user_id: int | None = None  # store ids, set when the turn is accepted
@@ -57,7 +61,7 @@ class Job:
         """The same request as a fresh turn (after the user answered a dialog)."""
         return Job(self.conversation_id, self.assistant_name, self.text, self.history,
                    self.system, self.params, self.think, self.gate, self.kind, self.replaces,
-                   allow_unverified)
+                   allow_unverified, self.num_ctx, self.typed_text, self.documents)
 
     def provenance(self, threads: int | None) -> Provenance:
         """What produced the reply: the loaded model and this turn's settings."""

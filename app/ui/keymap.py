@@ -73,8 +73,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_gate", "ctrl+g", "toggle_gate", "Safety gate",
                "Check each message with the intent-safety classifier first (this conversation)",
                "main"),
-    ActionSpec("edit_options", "f4", "edit_options", "Prompt & parameters",
-               "Edit this conversation's system prompt and sampling parameters", "main"),
+    ActionSpec("edit_options", "f4", "edit_options", "Prompt, parameters & context",
+               "Edit this conversation's system prompt, sampling parameters and context size "
+               "(num_ctx, with the memory it takes)", "main"),
+    ActionSpec("attach", "f10", "attach", "Attach",
+               "Attach a document (.txt, .md, .docx, .pdf) to the message", "main"),
     ActionSpec("open_form", "f5", "open_form", "Form",
                "Fill a structured form: moral-audit frames or the sentencing case", "main"),
     # The editing loop. Alt keys: every ctrl+letter is taken by the app or by the text

@@ -25,9 +25,10 @@ from app.assistants.runtime import Assistant, modelfile_for
 from app.engine.events import ReadingProgress
 from app.store import Store
 from app.ui.config import UIConfig
-from converters.errors import InputError
+from converters.errors import AmicusError, InputError
 
 if TYPE_CHECKING:
+    from app.engine.memory import MemoryEstimate, ModelShape
     from app.engine.server_client import ServerTarget
 
 
@@ -142,8 +143,13 @@ def server_targets(config: UIConfig) -> tuple[ServerTarget | None, ServerTarget 
 
 class Services:
     def __init__(self, store: Store, *, open_assistant: AssistantOpener | None = None,
-                 open_gate: GateOpener | None = None, models_root: Path | None = None) -> None:
+                 open_gate: GateOpener | None = None, models_root: Path | None = None,
+                 available_memory: Callable[[], int] | None = None) -> None:
+        """`available_memory`: bytes free now (default: measured; tests inject it)."""
         self.store = store
+        self._available_memory = available_memory
+        self._loaded_ctx: int | None = None
+        self._shapes: dict[str, ModelShape] = {}  # GGUF headers read for F4's estimates
         self._open_assistant = open_assistant or real_assistant_opener()
         self._open_gate = open_gate or real_gate_opener()
         self._models_root = models_root
@@ -163,6 +169,7 @@ class Services:
     def refresh(self) -> None:
         self._models = None
         self._profiles.clear()
+        self._shapes.clear()
 
     def verify(self, model: InstalledModel) -> list[str]:
         """Check the model's checksums (seconds for gigabytes: call from a thread worker);
@@ -224,8 +231,8 @@ class Services:
         Refusals (ContextSizeError, InsufficientMemoryError) come from the load."""
         with self._lock:
             loaded = self._assistant
-            if loaded is not None and loaded.name == name and \
-                    (num_ctx is None or loaded.engine.n_ctx == num_ctx):
+            if self.is_loaded(name, num_ctx):
+                assert loaded is not None
                 return loaded
             if loaded is not None:
                 self._assistant = None
@@ -237,11 +244,51 @@ class Services:
             if num_ctx is not None:
                 options["num_ctx"] = num_ctx
             self._assistant = self._open_assistant(name, **options)
+            # The size asked for: llama.cpp may round the one it reports.
+            self._loaded_ctx = num_ctx
             return self._assistant
 
-    def is_loaded(self, name: str) -> bool:
+    def is_loaded(self, name: str, num_ctx: int | None = None) -> bool:
+        """`name` is loaded (at `num_ctx` tokens of context, when given)."""
         loaded = self._assistant
-        return loaded is not None and loaded.name == name
+        return loaded is not None and loaded.name == name and (
+            num_ctx is None or num_ctx in (self._loaded_ctx, loaded.engine.n_ctx))
+
+    def memory_estimate(self, name: str, num_ctx: int) -> MemoryEstimate:
+        """What `name`'s model takes at `num_ctx` tokens of context (F4 shows it), after
+        checking that size against the trained context (ContextSizeError) and the memory
+        free now, counting the model loaded now as free since it is closed before the
+        reload (InsufficientMemoryError). Reads the GGUF's header only."""
+        # Imported on use: app.engine.memory loads llama.cpp's library, which startup avoids.
+        from app.engine.memory import available_memory, check_memory
+
+        model = self.model(name)
+        if model is None:
+            raise InputError(f"{name} is not installed")
+        shape = self._shape(model)
+        available = (self._available_memory or available_memory)()
+        loaded = self._assistant
+        memory = getattr(loaded.engine, "memory", None) if loaded is not None else None
+        if memory is not None:
+            available += memory.total
+        return check_memory(model.gguf, num_ctx, available=available, shape=shape)
+
+    def _shape(self, model: InstalledModel) -> ModelShape:
+        from app.engine.memory import ModelShape
+
+        if model.name not in self._shapes:
+            self._shapes[model.name] = ModelShape.of(model.gguf)
+        return self._shapes[model.name]
+
+    def trained_context(self, name: str) -> int | None:
+        """The most context `name`'s model was trained for (its GGUF's header)."""
+        model = self.model(name)
+        if model is None:
+            return None
+        try:
+            return self._shape(model).trained_context or None
+        except (OSError, ValueError, AmicusError):
+            return None
 
     @property
     def loaded(self) -> Assistant | None:

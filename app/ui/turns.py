@@ -13,12 +13,13 @@ from app.assistants.registry import InstalledModel
 from app.assistants.sentencing_case import NOT_LEGAL_ADVICE
 from app.assistants.titles import DEFAULT_TITLE, TITLE_CELLS, printable
 from app.assistants.titles import first_line_title as auto_title
-from app.store import Message
+from app.store import Conversation, Message
 
 DEFAULT_N_CTX = 4096  # the context window assumed when the Modelfile cannot be read
 __all__ = ["DEFAULT_N_CTX", "DEFAULT_TITLE", "TITLE_CELLS", "Figures", "auto_title",
-           "context_size", "default_thinking", "engine_history", "last_reply", "printable",
-           "strip_notice", "supports_thinking"]
+           "context_size", "conversation_num_ctx", "default_thinking", "engine_history",
+           "last_reply", "printable", "rough_tokens", "sent_messages", "strip_notice",
+           "supports_thinking", "view_start"]
 KEPT_REPLIES = ("complete", "cancelled")
 
 
@@ -26,7 +27,13 @@ def engine_history(messages: Sequence[Message]) -> list[dict[str, str]]:
     """The conversation as the model is sent it: each user turn that got a reply, with that
     reply (complete, or a partial one the user kept). Blocked turns, failed replies and the
     questions they answered are left out; so is the notice the app appends to answers."""
-    history: list[dict[str, str]] = []
+    return [{"role": m.role, "content": strip_notice(m.content) if m.role == "assistant"
+             else m.content} for m in sent_messages(messages)]
+
+
+def sent_messages(messages: Sequence[Message]) -> list[Message]:
+    """The stored messages engine_history sends, in order (question, answer, ...)."""
+    sent: list[Message] = []
     question: Message | None = None
     for message in messages:
         if message.role == "user":
@@ -34,10 +41,41 @@ def engine_history(messages: Sequence[Message]) -> list[dict[str, str]]:
         elif message.role == "assistant":
             answer = strip_notice(message.content)
             if question is not None and message.status in KEPT_REPLIES and answer.strip():
-                history += [{"role": "user", "content": question.content},
-                            {"role": "assistant", "content": answer}]
+                sent += [question, message]
             question = None
-    return history
+    return sent
+
+
+def view_start(messages: Sequence[Message]) -> tuple[int, int] | None:
+    """Where the model's view begins, when the last reply's context left out earlier
+    messages: (the id of the first message it saw, how many it did not), for the
+    conversation's divider; None when it saw them all (or nothing is known)."""
+    index = next((i for i in range(len(messages) - 1, -1, -1)
+                  if messages[i].role == "assistant" and messages[i].stop_reason is not None),
+                 None)
+    if index is None or not messages[index].dropped_turns:
+        return None
+    dropped = int(messages[index].dropped_turns or 0)
+    question = next((i for i in range(index - 1, -1, -1) if messages[i].role == "user"), index)
+    before = sent_messages(messages[:question])
+    first = before[dropped] if dropped < len(before) else messages[question]
+    return first.id, dropped
+
+
+def conversation_num_ctx(conversation: Conversation | None, configured: int | None,
+                         profile: AssistantProfile | None) -> int:
+    """The context a conversation runs at: its own (F4), else the config's for its
+    assistant, else the Modelfile's."""
+    own = (conversation.parameters or {}).get("num_ctx") if conversation else None
+    return int(own or configured or context_size(profile))
+
+
+def rough_tokens(text: str) -> int:
+    """About how many tokens `text` takes before the model's tokenizer is at hand: Qwen's
+    and Llama's tokenizers give about four ASCII characters a token, and a token to one or
+    two CJK characters (the exact count replaces this once the model is loaded)."""
+    ascii_chars = sum(1 for c in text if c.isascii())
+    return round(ascii_chars / 4 + (len(text) - ascii_chars) / 1.4)
 
 
 def strip_notice(answer: str) -> str:

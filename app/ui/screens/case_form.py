@@ -1,15 +1,28 @@
 """The sentencing assistant's case form: the sections a judgment states, in the order a
-judge weighs them, with the exact Chinese prompt they render shown before it is sent."""
+judge weighs them, with the exact Chinese prompt they render shown before it is sent. The
+facts can come from a document (a judgment or case file: .txt in any common Chinese
+encoding, .docx, .pdf); they stay editable, and a file that cannot be read leaves what was
+typed as it was."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Input, Label, TextArea
+from textual.widgets import Button, Input, Label, TextArea
 
-from app.assistants.sentencing_case import SECTION_TITLES, CaseError, SentencingCase, render_case
+from app.assistants.sentencing_case import (
+    SECTION_TITLES,
+    CaseError,
+    SentencingCase,
+    facts_from_file,
+    render_case,
+)
+from app.documents import DocumentError
+from app.ui.failures import show_failure
+from app.ui.screens.file_dialog import FileDialog
 from app.ui.screens.prompt_form import PromptForm
 
 HINTS = {  # the placeholder: what the section is, in English
@@ -42,12 +55,34 @@ class CaseForm(PromptForm):
                         else:
                             yield Input(id=field.name, classes="field", compact=True,
                                         placeholder=hint)
+                    if field.name in MULTILINE:
+                        with Horizontal(classes="form-row"):
+                            yield Label("", classes="field-label")
+                            yield Button("Facts from a file…", id="facts-file", compact=True)
                 yield from self.compose_preview()
             yield from self.compose_buttons()
 
     def on_mount(self) -> None:
         self._refresh()
         self.query_one("#charges", Input).focus()
+
+    @on(Button.Pressed, "#facts-file")
+    def _facts_file(self) -> None:
+        self.app.push_screen(FileDialog("Read the facts from a document", ok="Read"),
+                             self.fill_facts)
+
+    def fill_facts(self, path: str | None) -> None:
+        """The document's text in the facts field (a bad file: its dialog, facts kept)."""
+        if not path:
+            return
+        try:
+            text = facts_from_file(path)
+        except DocumentError as exc:
+            show_failure(self, exc)
+            return
+        facts = self.query_one("#facts", TextArea)
+        facts.load_text(text)
+        facts.focus()
 
     def case(self) -> SentencingCase:
         values = {}

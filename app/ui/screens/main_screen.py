@@ -14,6 +14,7 @@ changed a conversation (ConversationUpdated) or the installed models (ModelsChan
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on
@@ -46,16 +47,16 @@ from app.ui.messages import (
 from app.ui.screens.case_form import CaseForm
 from app.ui.screens.choice_dialog import confirm
 from app.ui.screens.error_dialog import ErrorDialog
+from app.ui.screens.file_dialog import FileDialog
 from app.ui.screens.frame_form import FrameForm
 from app.ui.screens.model_manager import ModelManager
-from app.ui.screens.options_editor import OptionsEditor, OptionsResult
+from app.ui.screens.options_editor import ContextChoice, OptionsEditor, OptionsResult
 from app.ui.screens.prompt_form import FormResult
 from app.ui.screens.text_dialog import TextDialog
 from app.ui.services import AssistantEntry, Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
-    context_size,
     default_thinking,
     last_reply,
     printable,
@@ -161,6 +162,7 @@ class MainScreen(Screen[None]):
         entries = self.services.assistants()
         # A conversation found by search may be an assistant's that is no longer installed.
         self.entry = next((e for e in entries if e.name == name), AssistantEntry(name, None))
+        self.pane.assistant_name = name
         store_call_or(self, None, store.set_setting, LAST_ASSISTANT, name)
         self.sidebar.show_assistants(entries, name)
         self.prompt.set_history(name, store_call_or(self, [], store.prompt_history, name))
@@ -204,7 +206,9 @@ class MainScreen(Screen[None]):
         message `at`, to be scrolled to, is earlier), each with its version when it has
         several."""
         self.update_header()
-        n_ctx = context_size(self.profile)
+        self.pane.schedule_estimate()
+        n_ctx = self.pane.num_ctx(self.entry.name, self.conversation) if self.entry else \
+            Figures().n_ctx
         if self.conversation is None:
             await self.chat.show_hint(self.hint())
             self.status.set_figures(Figures(n_ctx=n_ctx).describe())
@@ -219,6 +223,7 @@ class MainScreen(Screen[None]):
         views = [self.pane.message_view(m, "You" if m.role == "user" else author,
                                         versions.get(m.id)) for m in shown]
         await self.chat.show(views, earlier=len(messages) - len(shown))
+        await self.pane.show_divider(messages)
         if at is not None:
             self.chat.reveal(at)
         self.status.set_figures(Figures.of(last_reply(messages), n_ctx).describe())
@@ -313,7 +318,7 @@ class MainScreen(Screen[None]):
         await self.send(self.prompt.text)
 
     async def send(self, text: str) -> None:
-        if not text.strip():
+        if not text.strip() and not self.pane.attachments:
             return
         if self.pane.busy:
             self.notify(f"A reply is being generated: wait, or press {self.key('cancel')} to "
@@ -560,15 +565,37 @@ class MainScreen(Screen[None]):
         async def edited(result: OptionsResult | None) -> None:
             if result is None:
                 return
+            before = (conversation.parameters or {}).get("num_ctx")
+            after = (result.parameters or {}).get("num_ctx")
             try:
                 self.set_options(system_prompt=result.system_prompt,
                                  parameters=result.parameters)
             except StoreFailed:
                 return
             await self.refresh_conversations(conversation.id)
-            self.notify("Saved for this conversation.")
+            await self.render_conversation()  # the context size in the status line
+            reload = " The model loads again at the new num_ctx with the next message." \
+                if after != before else ""
+            self.notify(f"Saved for this conversation.{reload}")
 
-        self.app.push_screen(OptionsEditor(conversation, self.profile), edited)
+        assert self.entry is not None
+        name = self.entry.name
+        context = ContextChoice(
+            current=self.pane.num_ctx(name, None),
+            maximum=self.services.trained_context(name),
+            estimate=lambda n_ctx: self.services.memory_estimate(name, n_ctx).describe())
+        self.app.push_screen(OptionsEditor(conversation, self.profile, context), edited)
+
+    def action_attach(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.pane.attach(Path(path))
+                self.prompt.focus()
+
+        self.app.push_screen(FileDialog("Attach a document to the message"), chosen)
+
+    def action_detach(self) -> None:
+        self.pane.set_attachments([])
 
     def action_open_form(self) -> None:
         form = self.form()

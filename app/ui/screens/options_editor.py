@@ -1,9 +1,16 @@
-"""A conversation's system prompt and sampling parameters. Blank fields follow the
-Modelfile (the values then used are shown as placeholders); "Modelfile defaults" clears
-them all."""
+"""A conversation's system prompt, sampling parameters and context size (num_ctx). Blank
+fields follow the Modelfile (the values then used are shown as placeholders); "Modelfile
+defaults" clears them all.
+
+num_ctx shows the memory the model takes at the size typed, and a size the model was not
+trained for or that would not fit the memory free now is refused with the reason (the
+estimate comes from the GGUF's header: app.engine.memory). A new size reloads the model
+with the conversation's next message.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,7 +23,9 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from app.assistants.profiles import AssistantProfile
 from app.engine.params import GenerationParams
+from app.errors import describe
 from app.store import Conversation
+from converters.errors import AmicusError
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,21 @@ PARAMS: tuple[Param, ...] = (
 
 
 @dataclass(frozen=True)
+class ContextChoice:
+    """What the num_ctx field needs: the size used when it is blank, the most the model was
+    trained for (None: unknown; shown as a hint), and the memory estimate at a size, as
+    one line, raising an AmicusError when the size cannot be used (ContextSizeError over
+    the trained context, InsufficientMemoryError over the memory free)."""
+
+    current: int
+    maximum: int | None
+    estimate: Callable[[int], str]
+
+
+NUM_CTX = Param("num_ctx", int, 1)
+
+
+@dataclass(frozen=True)
 class OptionsResult:
     system_prompt: str | None  # None: the Modelfile's
     parameters: dict[str, Any] | None  # None: the Modelfile's
@@ -70,10 +94,12 @@ def default_value(profile: AssistantProfile | None, name: str) -> str:
 class OptionsEditor(ModalScreen[OptionsResult | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, conversation: Conversation, profile: AssistantProfile | None) -> None:
+    def __init__(self, conversation: Conversation, profile: AssistantProfile | None,
+                 context: ContextChoice | None = None) -> None:
         super().__init__(classes="form")
         self.conversation = conversation
         self.profile = profile
+        self.context = context
 
     def compose(self) -> ComposeResult:
         overrides = self.conversation.parameters or {}
@@ -91,14 +117,49 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
                         yield Label(param.name)
                         yield Input(_text(overrides.get(param.name)), id=f"param-{param.name}",
                                     placeholder=f"default {default}", compact=True)
+                if self.context is not None:
+                    yield from self.compose_context(overrides.get("num_ctx"))
                 yield Static("", id="errors", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", variant="primary", id="save", compact=True)
                 yield Button("Modelfile defaults", id="reset", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
+    def compose_context(self, value: Any) -> ComposeResult:
+        assert self.context is not None
+        limit = f", at most {self.context.maximum:,}" if self.context.maximum else ""
+        with Grid(id="context"):
+            yield Label("num_ctx")
+            yield Input(_text(value), id="num-ctx", compact=True,
+                        placeholder=f"default {self.context.current}{limit}")
+        yield Static("", id="memory", markup=False)
+
     def on_mount(self) -> None:
         self.query_one("#system", TextArea).focus()
+        if self.context is not None:
+            self._show_memory()
+
+    @on(Input.Changed, "#num-ctx")
+    def _show_memory(self) -> None:
+        """The estimate at the size typed (or the default), or why it cannot be used."""
+        try:
+            line = f"Memory: {self._check_context(self._num_ctx())}"
+        except ValueError as exc:
+            line = str(exc)
+        self.query_one("#memory", Static).update(line)
+
+    def _num_ctx(self) -> int | None:
+        """The size typed (None: blank); ValueError when it is not a positive number."""
+        raw = self.query_one("#num-ctx", Input).value.strip()
+        return NUM_CTX.parse(raw) if raw else None
+
+    def _check_context(self, n_ctx: int | None) -> str:
+        """The estimate's line; ValueError with the reason when the size is refused."""
+        assert self.context is not None
+        try:
+            return self.context.estimate(n_ctx or self.context.current)
+        except (AmicusError, OSError) as exc:  # over the trained context, over the memory
+            raise ValueError(describe(exc).line) from exc  # free, a GGUF that cannot be read
 
     def result(self) -> OptionsResult:
         """What the fields say; ValueError naming the first bad parameter."""
@@ -109,6 +170,11 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
             raw = self.query_one(f"#param-{param.name}", Input).value.strip()
             if raw:
                 values[param.name] = param.parse(raw)
+        if self.context is not None:
+            n_ctx = self._num_ctx()
+            if n_ctx is not None:
+                self._check_context(n_ctx)
+                values["num_ctx"] = n_ctx
         return OptionsResult(system, values or None)
 
     @on(Button.Pressed, "#save")
@@ -125,6 +191,8 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
         self.query_one("#system", TextArea).load_text(default_system(self.profile))
         for param in PARAMS:
             self.query_one(f"#param-{param.name}", Input).value = ""
+        for field in self.query("#num-ctx").results(Input):
+            field.value = ""
         self.query_one("#errors", Static).update("")
 
     @on(Button.Pressed, "#cancel")

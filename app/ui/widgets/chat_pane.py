@@ -39,18 +39,23 @@ the reply's view) is one more TurnMessage and handler.
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
-from textual.widgets import Static
-from textual.worker import Worker, WorkerState
+from textual.timer import Timer
+from textual.widgets import Static, TextArea
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from app.assistants.registry import InstalledModel, UnverifiedModelError
 from app.assistants.titles import conversation_title
-from app.engine.events import Finished
+from app.documents import Document, compose_message, read_document
+from app.engine.events import Finished, dropped_turns_note
 from app.errors import describe
-from app.store import Conversation, Message, Status
+from app.store import Conversation, Message, Status, StoreError
 from app.ui.config import UIConfig
 from app.ui.failures import StoreFailed, show_failure, store_call, store_call_or
 from app.ui.inference import run_turn
@@ -76,13 +81,15 @@ from app.ui.services import Services
 from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
-    context_size,
+    conversation_num_ctx,
     engine_history,
+    rough_tokens,
     supports_thinking,
+    view_start,
 )
 from app.ui.widgets.chat_header import ChatHeader
 from app.ui.widgets.chat_view import ChatView
-from app.ui.widgets.message_view import MessageView, blocked_note, stats_note
+from app.ui.widgets.message_view import MessageView, blocked_note, cut_off_mark, stats_note
 from app.ui.widgets.prompt_input import PromptInput
 from app.ui.widgets.status_bar import StatusBar
 
@@ -93,11 +100,14 @@ class ChatPane(Vertical):
         self.services = services
         self.config = config
         self.conversation: Conversation | None = None  # shown; the screen chooses it
+        self.assistant_name: str | None = None  # the assistant shown; the screen sets it
         self.job: Job | None = None  # the turn in flight
         self.editing: Message | None = None  # the message being edited in the message box
         self._draft = ""  # what the message box held before the edit began
         self.use_anyway: set[str] = set()  # unverified models the user chose to use
         self._retry: Job | None = None  # the turn to start again once a model is verified
+        self.attachments: list[Document] = []  # go with the next message, before its text
+        self._estimate_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ChatHeader(id="chat-header")
@@ -105,6 +115,9 @@ class ChatPane(Vertical):
         banner.display = False
         yield banner
         yield ChatView(id="messages")
+        attached = Static("", id="attachments")
+        attached.display = False
+        yield attached
         yield PromptInput(self.config.keymap, id="prompt")
         yield StatusBar(id="status")
 
@@ -163,9 +176,10 @@ class ChatPane(Vertical):
     # Starting and stopping
 
     def send(self, assistant: str, conversation: Conversation, text: str) -> None:
-        """Send `text` to `assistant` in `conversation`, after its answered turns; while a
-        message of it is being edited, as that message's new version (a store failure
-        shows its dialog and sends nothing)."""
+        """Send `text`, after the attached documents' blocks, to `assistant` in
+        `conversation`, after its answered turns; while a message of it is being edited,
+        as that message's new version (a store failure shows its dialog and sends
+        nothing)."""
         edited = self.stop_editing(restore=False)
         if edited is not None and edited.conversation_id == conversation.id:
             self.resend(assistant, conversation, edited, text)
@@ -206,14 +220,28 @@ class ChatPane(Vertical):
     def new_job(self, assistant: str, conversation: Conversation, text: str,
                 history: list[dict[str, str]], *, kind: JobKind = "send",
                 replaces: int | None = None) -> Job:
-        """A turn with the conversation's settings (a regenerated reply's question was
-        gated when it was first sent)."""
-        profile = self.services.profile(assistant)
-        think = conversation.thinking if supports_thinking(profile) else None
+        """A turn with the conversation's settings: the attached documents' blocks, then
+        `text` (a regenerated reply's question is sent as stored, and was gated when it
+        was first sent)."""
+        documents = () if kind == "regenerate" else tuple(self.attachments)
+        message = compose_message(text, documents) if documents else text
         gate = conversation.safety_gate and kind != "regenerate"
-        return Job(conversation.id, assistant, text, history, conversation.system_prompt,
-                   conversation.parameters, think, gate, kind, replaces,
-                   frozenset(self.use_anyway))
+        return Job(conversation.id, assistant, message, history, conversation.system_prompt,
+                   conversation.parameters, self.think(assistant, conversation), gate, kind,
+                   replaces, frozenset(self.use_anyway),
+                   num_ctx=self.num_ctx(assistant, conversation), typed_text=text,
+                   documents=documents)
+
+    def think(self, assistant: str, conversation: Conversation | None) -> bool | None:
+        """Thinking on/off as the conversation says, for templates that can switch it."""
+        if conversation is None or not supports_thinking(self.services.profile(assistant)):
+            return None
+        return conversation.thinking
+
+    def num_ctx(self, assistant: str, conversation: Conversation | None) -> int:
+        """The context the conversation runs at (F4, else the config, else the Modelfile)."""
+        return conversation_num_ctx(conversation, self.config.num_ctx.get(assistant),
+                                    self.services.profile(assistant))
 
     def start(self, job: Job) -> None:
         self.job = job
@@ -240,6 +268,7 @@ class ChatPane(Vertical):
         self.job = None
         self.status.set_state(state)
         self.refresh_bindings()
+        self.schedule_estimate()
 
     # Editing a message in the message box
 
@@ -329,8 +358,10 @@ class ChatPane(Vertical):
             return
         if job.typed:
             self.remember_prompt(job)
-            if self.prompt.text == job.text:
+            if self.prompt.text == job.typed_text:
                 self.prompt.set_text("")
+            if job.documents and tuple(self.attachments) == job.documents:
+                self.set_attachments([])
         if self.showing(job):
             await self.show_turn(job, user, reply)
         self.post_message(ConversationUpdated(job.conversation_id))
@@ -376,19 +407,23 @@ class ChatPane(Vertical):
 
     def retitle(self, job: Job) -> None:
         """A conversation still called "New conversation" is named after its first
-        message, by its content (StoreFailed)."""
+        message as typed (by its content), else its first document's name (StoreFailed)."""
         store = self.services.store
         conversation = store_call(self, store.get_conversation, job.conversation_id)
         if conversation.title in ("", DEFAULT_TITLE):
             conversation = store_call(self, store.rename_conversation, conversation.id,
-                                      conversation_title(job.assistant_name, job.text))
+                                      conversation_title(job.assistant_name, (
+                                          job.typed_text.strip()
+                                          or (job.documents[0].name if job.documents
+                                              else job.text))))
         if self.showing(job):
             self.conversation = conversation
 
     def remember_prompt(self, job: Job) -> None:
         """The prompt joins its assistant's history (the store keeps none in incognito)."""
         store = self.services.store
-        store_call_or(self, None, store.add_prompt, job.assistant_name, job.text)
+        store_call_or(self, None, store.add_prompt, job.assistant_name,
+                      job.typed_text or job.text)
         if self.prompt.history_owner == job.assistant_name:
             self.prompt.set_history(job.assistant_name, store_call_or(
                 self, [], store.prompt_history, job.assistant_name))
@@ -470,8 +505,7 @@ class ChatPane(Vertical):
                 await view.finish(job.answer, job.thinking, note, "error")
         elif job.kind == "edit" and job.replaces is not None:  # nothing stored: still editing
             self.resume_editing(job.replaces)
-        if job.typed and not self.prompt.text.strip():
-            self.prompt.set_text(job.text)
+        self.restore_draft(job)
         if isinstance(event.error, UnverifiedModelError) and job.reply_id is None:
             self.ask_about_unverified(job, event.error)
         else:
@@ -603,13 +637,18 @@ class ChatPane(Vertical):
         except StoreFailed:
             return
         view = self.job_view(job)
-        prefix = "cancelled: partial reply · " if status == "cancelled" else ""
+        prefix = "cancelled: partial reply" if status == "cancelled" else ""
+        note = " · ".join(part for part in (prefix, cut_off_mark(finished.cut_off),
+                                            stats_note(stored)) if part)
         if view is not None:
-            await view.finish(answer, finished.thinking, prefix + stats_note(stored), status)
+            await view.finish(answer, finished.thinking, note, status)
+            view.set_class(finished.cut_off is not None, "cut-off")
             await view.set_provenance(stored.provenance)
         if self.showing(job):
-            n_ctx = context_size(self.services.profile(job.assistant_name))
+            n_ctx = job.num_ctx or self.num_ctx(job.assistant_name, self.conversation)
             self.status.set_figures(Figures.of(stored, n_ctx).describe())
+            await self.show_divider(store_call_or(self, [], self.services.store.messages,
+                                                  job.conversation_id))
 
     async def discard(self, job: Job) -> None:
         """Forget the turn: its stored messages go (a new version gives its place back
@@ -624,5 +663,102 @@ class ChatPane(Vertical):
         if job.replaces is not None:
             store_call_or(self, None, self.services.store.pick_alternative, job.replaces)
             self.post_message(ConversationUpdated(job.conversation_id, redraw=True))
-        if job.typed and not self.prompt.text.strip():
-            self.prompt.set_text(job.text)
+        self.restore_draft(job)
+
+    def restore_draft(self, job: Job) -> None:
+        """A turn that failed or was discarded gives back what was typed and attached
+        (unless the user has started another message meanwhile)."""
+        if job.typed and not self.prompt.text.strip() and not self.attachments:
+            self.prompt.set_text(job.typed_text or ("" if job.documents else job.text))
+            self.set_attachments(list(job.documents))
+
+    # The conversation's divider: where the model's view begins
+
+    async def show_divider(self, messages: list[Message]) -> None:
+        """A line before the first message the last reply's model saw, when its context
+        left earlier ones out (none otherwise, or when that message is not drawn)."""
+        await self.chat.remove_children(".divider")
+        found = view_start(messages)
+        if found is None:
+            return
+        first, dropped = found
+        view = self.chat.message(first)
+        if view is not None:
+            await self.chat.mount(Static(f"─── {dropped_turns_note(dropped)} ───",
+                                         classes="divider", markup=False), before=view)
+
+    # Attached documents
+
+    def attach(self, path: Path) -> None:
+        """Read a document in a thread; it goes with the next message (a bad file shows
+        the dialog naming it and the problem; what was typed stays)."""
+        self.read_attachment(path)
+
+    @work(thread=True, group="attach", exit_on_error=False)
+    def read_attachment(self, path: Path) -> None:
+        try:
+            document = read_document(path)
+        except Exception as exc:  # DocumentError, or a bug: the dialog says which
+            self.app.call_from_thread(show_failure, self, exc)
+            return
+        self.app.call_from_thread(self.set_attachments, [*self.attachments, document])
+
+    def set_attachments(self, documents: list[Document]) -> None:
+        self.attachments = documents
+        bar = self.query_one("#attachments", Static)
+        bar.display = bool(documents)
+        if documents:
+            names = ", ".join(f"📄 {d.name} ({d.chars:,} characters)" for d in documents)
+            bar.update(Content.assemble(Content(names), "  ", Content.from_markup(
+                "[@click=screen.detach]remove[/]").stylize("dim underline")))
+        self.schedule_estimate()
+
+    # The message's size, live in the status line
+
+    @on(TextArea.Changed, "#prompt")
+    def _prompt_changed(self) -> None:
+        self.schedule_estimate()
+
+    def schedule_estimate(self, delay: float = 0.3) -> None:
+        """Count the message being written once typing pauses."""
+        if self._estimate_timer is not None:
+            self._estimate_timer.stop()
+        self._estimate_timer = self.set_timer(delay, self.refresh_estimate)
+
+    def refresh_estimate(self) -> None:
+        """The draft's tokens against num_ctx: counted by the model's own tokenizer when it
+        is loaded (with the reading time at its measured rate), else roughly ("~")."""
+        name, conversation = self.assistant_name, self.conversation
+        text = compose_message(self.prompt.text, self.attachments)
+        if name is None or self.busy or not text:
+            self.status.set_draft("")
+            return
+        history: list[dict[str, str]] = []
+        if conversation is not None:
+            # No dialog here: a store that fails says so when the message is sent.
+            with contextlib.suppress(StoreError):
+                history = engine_history(self.services.store.messages(conversation.id))
+        messages = [*history, {"role": "user", "content": text}]
+        num_ctx = self.num_ctx(name, conversation)
+        profile = self.services.profile(name)
+        system = conversation.system_prompt if conversation and conversation.system_prompt \
+            is not None else (profile.system or "" if profile else "")
+        rough = rough_tokens(system + "".join(m["content"] for m in messages))
+        self.status.set_draft(f"message ~{rough:,} of {num_ctx:,} tokens")
+        if self.services.is_loaded(name, num_ctx):
+            self.estimate_exactly(name, conversation, messages)
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def estimate_exactly(self, name: str, conversation: Conversation | None,
+                         messages: list[dict[str, str]]) -> None:
+        assistant = self.services.loaded
+        if assistant is None or assistant.name != name or self.busy:
+            return
+        estimate = assistant.estimate(
+            messages, system=conversation.system_prompt if conversation else None,
+            params=conversation.parameters if conversation else None,
+            think=self.think(name, conversation))
+        # None: a server reads prompts where we cannot count; a cancelled worker's count
+        # is of a draft typed over since.
+        if estimate is not None and not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.status.set_draft, f"message {estimate.describe()}")

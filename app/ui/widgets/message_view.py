@@ -21,6 +21,8 @@ from textual.content import Content
 from textual.widgets import Collapsible, Markdown, Static
 from textual.widgets._markdown import MarkdownFence, MarkdownStream
 
+from app.documents import DocumentPart, split_message
+from app.engine.events import cut_off_reason
 from app.store import Message, Provenance
 from app.ui.messages import Copied
 from app.ui.turns import printable, strip_notice
@@ -49,7 +51,18 @@ def message_note(message: Message) -> str:
         return blocked_note(message.blocked_probability)
     prefix = {"cancelled": "cancelled: partial reply", "error": "the reply failed",
               "streaming": "interrupted before the reply was finished"}.get(message.status, "")
-    return " · ".join(part for part in (prefix, stats_note(message)) if part)
+    return " · ".join(part for part in (prefix, cut_off_mark(message.stop_reason),
+                                        stats_note(message)) if part)
+
+
+def cut_off_mark(reason: str | None) -> str:
+    """"✂ cut off: ..." for a reply stopped by num_predict or a full context, else ""."""
+    words = reason if reason and reason.startswith("cut off") else cut_off_reason(reason)
+    return f"✂ {words}" if words else ""
+
+
+def document_title(part: DocumentPart) -> str:
+    return f"📄 {printable(part.name)} · {part.chars:,} characters"
 
 
 def details_lines(provenance: Provenance) -> Content:
@@ -79,14 +92,18 @@ class MessageView(Vertical):
         self.version = version  # (i, n): version i of n, when there are several
         self._show_details = show_details
         self._streams: dict[str, MarkdownStream] = {}
+        # A user's message shows its attached documents collapsed, then what was typed.
+        self._parts = split_message(content) if role == "user" else []
 
     @classmethod
     def of(cls, message: Message, author: str, show_thoughts: bool, *,
            version: tuple[int, int] | None = None, show_details: bool = False) -> MessageView:
-        return cls(role=message.role, author=author, content=message.content,
+        view = cls(role=message.role, author=author, content=message.content,
                    thinking=message.thinking or "", note=message_note(message),
                    status=message.status, message_id=message.id, show_thoughts=show_thoughts,
                    provenance=message.provenance, version=version, show_details=show_details)
+        view.set_class(cut_off_reason(message.stop_reason) is not None, "cut-off")
+        return view
 
     def compose(self) -> ComposeResult:
         yield Static(self._header(), classes="header")
@@ -94,10 +111,17 @@ class MessageView(Vertical):
             yield self._details_box()
         if self.thinking_text:  # most messages have none: no widgets for it then
             yield self._thinking_box(self.thinking_text)
+        documents = [p for p in self._parts if isinstance(p, DocumentPart)]
+        for part in documents:
+            yield Collapsible(Static(printable(part.text), classes="document-text",
+                                     markup=False),
+                              title=document_title(part), collapsed=True, classes="document")
         if self.role == "assistant":
             yield Markdown(printable(self.answer_text), classes="body", open_links=False)
         else:  # as typed: a Content is never parsed as markup or Markdown
-            yield Static(Content(printable(self.answer_text)), classes="body typed")
+            body = self.answer_text if not documents else "\n\n".join(
+                p.text for p in self._parts if not isinstance(p, DocumentPart))
+            yield Static(Content(printable(body)), classes="body typed")
         note = Static(self._note, classes="note", markup=False)
         note.display = bool(self._note)
         yield note
@@ -116,7 +140,7 @@ class MessageView(Vertical):
                            title=title, collapsed=not self._show_thoughts, classes="thinking")
 
     async def _ensure_thinking_box(self) -> Collapsible:
-        boxes = self.query(Collapsible)
+        boxes = self.query(Collapsible).filter(".thinking")
         if boxes:
             return boxes.first()
         box = self._thinking_box("")
@@ -169,7 +193,7 @@ class MessageView(Vertical):
 
     def show_thoughts(self, show: bool) -> None:
         self._show_thoughts = show
-        for box in self.query(Collapsible):
+        for box in self.query(Collapsible).filter(".thinking"):
             box.collapsed = not show
 
     async def append(self, thinking: str, answer: str) -> None:
@@ -200,7 +224,7 @@ class MessageView(Vertical):
             box.title = THINKING
             await box.query_one(".thinking-text", Markdown).update(printable(thinking))
         else:
-            await self.query(Collapsible).remove()
+            await self.query(Collapsible).filter(".thinking").remove()
         await self.query_one(".body", Markdown).update(printable(answer))
         self.set_note(note)
 

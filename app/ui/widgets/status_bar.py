@@ -1,5 +1,6 @@
 """The line above the footer: what the app is doing, and the last reply's figures
-(tokens, tokens/s, time, context used of the model's window).
+(tokens, tokens/s, time, context used of the model's window), or, while a message is being
+written, its size against the context and the time reading it will take (the draft).
 
 While a reply is on its way the state has the whole line (the figures are the previous
 reply's); otherwise the figures show, with the state beside them when it says more than
@@ -17,6 +18,7 @@ class StatusBar(Horizontal):
         super().__init__(id=id)
         self.state = "ready"
         self.figures = ""
+        self.draft = ""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="state", markup=False)  # "ready" goes without saying
@@ -30,4 +32,12 @@ class StatusBar(Horizontal):
 
     def set_figures(self, figures: str) -> None:
         self.figures = figures
-        self.query_one("#figures", Label).update(figures)
+        self._show_figures()
+
+    def set_draft(self, draft: str) -> None:
+        """The message being written ("" when there is none: the figures come back)."""
+        self.draft = draft
+        self._show_figures()
+
+    def _show_figures(self) -> None:
+        self.query_one("#figures", Label).update(self.draft or self.figures)

@@ -67,6 +67,7 @@ class Rig:
     engine: FakeEngine
     gate: FakeGate
     opened: list[str]  # assistants loaded, in order
+    sizes: list[int | None]  # the num_ctx each was loaded at (None: not given)
 
     @property
     def store(self) -> Store:
@@ -75,14 +76,20 @@ class Rig:
 
 def make_rig(models: Path, engine: FakeEngine | None = None, *, gate: FakeGate | None = None,
              config: UIConfig | None = None, open_error: Exception | None = None,
-             gate_error: Exception | None = None, store: Store | None = None) -> Rig:
+             gate_error: Exception | None = None, store: Store | None = None,
+             available_memory: int | None = None) -> Rig:
     engine = engine or FakeEngine("Hello from the **fake** engine.")
     gate = gate or FakeGate()
     opened: list[str] = []
+    sizes: list[int | None] = []
 
-    def open_assistant(name: str, *, allow_unverified: bool = False) -> Assistant:
+    def open_assistant(name: str, *, allow_unverified: bool = False,
+                       num_ctx: int | None = None) -> Assistant:
         if open_error is not None:
             raise open_error
+        sizes.append(num_ctx)
+        if num_ctx is not None:
+            engine._n_ctx = num_ctx  # the fake "loads again" at that size
         model = find_model(name, models)
         # As open_assistant does: a model whose verification FAILED only if allowed.
         used_anyway = check_verified(model, allow_unverified=allow_unverified)
@@ -98,8 +105,10 @@ def make_rig(models: Path, engine: FakeEngine | None = None, *, gate: FakeGate |
         return gate
 
     services = Services(store or Store.open(), open_assistant=open_assistant,
-                        open_gate=open_gate, models_root=models)
-    return Rig(AmicusApp(config or UIConfig(), services), engine, gate, opened)
+                        open_gate=open_gate, models_root=models,
+                        available_memory=(lambda: available_memory) if available_memory
+                        else None)
+    return Rig(AmicusApp(config or UIConfig(), services), engine, gate, opened, sizes)
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ gpu_layers = 0
 [keymap]
 submit = "ctrl+s"
 newline = "enter,ctrl+j"
-export = "f10"
+export = "f11"
 
 [server_models]
 sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
@@ -57,7 +57,7 @@ sentencing = "demonbyron/qwen3-4b-CriminalLaw-cn:q4"
     assert config.export_dir == Path("~/exports").expanduser()
     assert config.endpoint == "http://127.0.0.1:11434"
     assert (config.keymap["submit"], config.keymap["newline"], config.keymap["export"]) == (
-        "ctrl+s", "enter,ctrl+j", "f10")
+        "ctrl+s", "enter,ctrl+j", "f11")
     assert config.keymap["cancel"] == "escape"  # untouched ids keep their defaults
     assert config.source == _isolated_home / "config.toml"
     assert config.server_models == {"sentencing": "demonbyron/qwen3-4b-CriminalLaw-cn:q4"}
@@ -181,7 +181,7 @@ async def test_remapped_keys_from_the_config_file(_isolated_home, rig_factory):
 [keymap]
 submit = "ctrl+s"
 newline = "enter"
-export = "f10"
+export = "f11"
 new_conversation = "ctrl+w"
 """)
     rig = rig_factory(FakeEngine("ok"), config=load_config())
@@ -198,4 +198,4 @@ new_conversation = "ctrl+w"
         assert "ctrl+s" in rig.app.screen.hint()  # the hints name the keys in use
         footer_keys = {b.binding.key for b in rig.app.screen.active_bindings.values()
                        if b.binding.id in ("submit", "newline", "export")}
-        assert footer_keys == {"ctrl+s", "enter", "f10"}
+        assert footer_keys == {"ctrl+s", "enter", "f11"}

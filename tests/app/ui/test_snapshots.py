@@ -63,11 +63,14 @@ def seed_civic(store: Store) -> None:
 def seeded(rig_factory) -> Rig:
     store = Store.open(incognito=True)
     seed(store)
-    return rig_factory(store=store)
+    # F4's memory estimate: the same on every machine (free memory and the CPU's REPACK
+    # otherwise change the line and whether the size fits).
+    return rig_factory(store=store, available_memory=8 * 1024**3)
 
 
 @pytest.fixture(autouse=True)
 def fixed_backend(monkeypatch):
+    monkeypatch.setattr("app.engine.memory._repacks", lambda: False)
     monkeypatch.setattr("app.ui.screens.model_manager.backend_line",
                         lambda services: "No model loaded yet (models load when first used)"
                                          " · backend: CPU only")
