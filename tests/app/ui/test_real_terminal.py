@@ -7,6 +7,7 @@ when it is missing."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -23,9 +24,11 @@ pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (mak
 
 
 def prompt_box(screen: str) -> str:
-    """The message box: the rows between its top border and the status line."""
+    """The message box: the rows between its top border and the status line (the
+    context's figures, or the draft's size while one is typed)."""
     rows = screen.rstrip("\n").splitlines()
-    status = max(i for i, row in enumerate(rows) if "ctx " in row)
+    status = max(i for i, row in enumerate(rows) if re.search(r"ctx |message ~?[\d,]+ of ",
+                                                              row))
     top = max(i for i, row in enumerate(rows[:status]) if "─" * 20 in row)
     return "\n".join(rows[top + 1:status])
 
