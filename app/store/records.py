@@ -48,7 +48,8 @@ _MESSAGE_KINDS: dict[str, tuple[type, ...]] = {
     "prompt_ms": _OPTIONAL_NUMBER, "generation_ms": _OPTIONAL_NUMBER,
     "prompt_tokens": (int, type(None)), "completion_tokens": (int, type(None)),
     "tokens_per_second": _OPTIONAL_NUMBER, "blocked_probability": _OPTIONAL_NUMBER,
-    "provenance": _OPTIONAL_TEXT, "parent_id": (int, type(None)), "picked": (int,)}
+    "provenance": _OPTIONAL_TEXT, "parent_id": (int, type(None)), "picked": (int,),
+    "stop_reason": _OPTIONAL_TEXT, "dropped_turns": (int, type(None))}
 
 
 def _checked(row: sqlite3.Row, record: type, kinds: dict[str, tuple[type, ...]],

@@ -133,7 +133,7 @@ def test_stop_reasons_say_why_a_reply_was_cut_off(models):
         assert limited.stats.stop_reason == "length" and limited.stats.num_predict == 1
         assert limited.cut_off == "cut off: the answer limit num_predict (1 tokens) was reached"
         # A prompt that leaves little room: the context fills before the model stops.
-        long = [{"role": "user", "content": "word " * 20}]
+        long = [{"role": "user", "content": "word " * 40}]
         events = list(small.stream(long, params={"temperature": 0, "num_predict": -1,
                                                  "stop": []}))
         final = events[-1]  # greedy on fixed weights: deterministic, and it never stops

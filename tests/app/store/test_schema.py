@@ -130,19 +130,21 @@ def test_a_v2_database_migrates_to_provenance_and_alternatives_keeping_its_data(
         assert store.prompt_history("general") == ["remembered"]
 
 
-@pytest.mark.parametrize("version", [2, 3], ids=["from-v2", "from-v3"])
-def test_the_stop_reason_step_upgrades_a_v2_or_v3_database(tmp_path, version):
-    """The stop-reason step comes after provenance (v3), as its own step: a v2 database
-    goes through both, a v3 one through it alone; old replies read as unknown (None)."""
+@pytest.mark.parametrize("version", [2, 3, 4], ids=["from-v2", "from-v3", "from-v4"])
+def test_the_stop_reason_step_upgrades_an_earlier_database(tmp_path, version):
+    """The stop-reason step (v5) comes after provenance (v3) and the streaming writer (v4),
+    as its own step: an earlier database goes through the steps it lacks, a v4 one through
+    this one alone; old replies read as unknown (None)."""
     path = tmp_path / "amicus.sqlite3"
     _v2_database(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         migrate(conn, str(path), MIGRATIONS[:version])
         assert user_version(conn) == version
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
-        assert "stop_reason" not in columns and ("provenance" in columns) == (version == 3)
+        assert "stop_reason" not in columns and ("provenance" in columns) == (version >= 3)
+        assert ("writer" in columns) == (version >= 4)
     with Store.open(path) as store:
-        assert user_version(store._conn) == SCHEMA_VERSION == 4
+        assert user_version(store._conn) == SCHEMA_VERSION == 5
         case = min(store.list_conversations(), key=lambda c: c.id)
         old = store.messages(case.id)
         assert [m.parent_id for m in old] == [None, 1, 3, 5]
