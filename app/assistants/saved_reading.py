@@ -21,20 +21,23 @@ from typing import Any
 
 from app.assistants.registry import human_size
 from app.assistants.runtime import Assistant
-from app.engine.kv_state import KVStateStore, SavedState
+from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore, SavedState
 from app.engine.messages import Message
 
 
 @dataclass(frozen=True)
 class SavedReading:
     """Saved states on disk: the one serving a conversation (`shared` of its `total`
-    tokens), or all of a model's (`shared` None: the model is not loaded)."""
+    tokens), or all of a model's (`shared` None: the model is not loaded). `engine`: asked
+    of the loaded engine, which saves what it read only when it closes or reads another
+    conversation (so none may be saved yet)."""
 
     states: tuple[SavedState, ...] = ()
     store: KVStateStore | None = None
     shared: int | None = None
     total: int | None = None
     incognito: bool = False
+    engine: bool = False
 
     @property
     def size(self) -> int:
@@ -48,6 +51,9 @@ class SavedReading:
         """One line: what is saved, its size on disk, and what it spares reading."""
         if self.incognito:
             return "Saved reading: none (incognito: nothing is written to disk)"
+        if not self.states and self.engine:
+            return (f"Saved reading: none yet (a reading of {MIN_SAVED_TOKENS} tokens or more "
+                    "is saved when the model closes or reads another conversation)")
         if not self.states:
             return "Saved reading: none saved"
         held = f"{human_size(self.size)} on disk, {self.tokens:,} tokens"
@@ -76,9 +82,9 @@ def conversation_reading(assistant: Assistant, messages: Sequence[Message], *,
         return SavedReading()
     found = assistant.saved_state(messages, system=system, params=params, think=think)
     if found is None:
-        return SavedReading(store=store)
+        return SavedReading(store=store, engine=True)
     state, shared, total = found
-    return SavedReading((state,), store, shared, total)
+    return SavedReading((state,), store, shared, total, engine=True)
 
 
 def model_reading(store: KVStateStore, key: str) -> SavedReading:

@@ -293,11 +293,12 @@ class Services:
 
     def saved_reading(self, name: str, messages: list[dict[str, str]], *,
                       system: str | None = None, params: dict[str, Any] | None = None,
-                      think: bool | None = None) -> SavedReading:
+                      think: bool | None = None, generating: bool = False) -> SavedReading:
         """The saved reading (KV state) serving this conversation of `name` when that model
-        is loaded, else every one saved for its model file; none in incognito. Blocking
-        (the first key of a model without a manifest checksum hashes its file): call from
-        a thread worker."""
+        is loaded, else every one saved for its model file; none in incognito. While a
+        reply is `generating` the engine is not asked (its context is in use) and the model
+        file's states are given. Blocking (the first key of a model without a manifest
+        checksum hashes its file): call from a thread worker."""
         from app.assistants.saved_reading import (
             SavedReading,
             conversation_reading,
@@ -307,7 +308,7 @@ class Services:
         if self.store.incognito:
             return SavedReading(incognito=True)
         loaded = self._assistant
-        if loaded is not None and loaded.name == name:
+        if loaded is not None and loaded.name == name and not generating:
             return conversation_reading(loaded, messages, system=system, params=params,
                                         think=think)
         model = self.model(name)

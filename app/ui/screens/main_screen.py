@@ -596,7 +596,8 @@ class MainScreen(Screen[None]):
         return self.services.saved_reading(
             conversation.assistant, history, system=conversation.system_prompt,
             params=conversation.parameters,
-            think=self.pane.think(conversation.assistant, conversation))
+            think=self.pane.think(conversation.assistant, conversation),
+            generating=self.pane.busy)
 
     def action_attach(self) -> None:
         def chosen(path: str | None) -> None:
