@@ -199,13 +199,15 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
         try:
             if forget is not None:
                 forget.forget()
-            reading: SavedReading | None = self.saved_reading()
-            line = reading.describe() if reading is not None else ""
+            found = self.saved_reading()
+            reading, line = found, found.describe()
         except (AmicusError, OSError) as exc:  # an unreadable model file or state folder
             reading, line = None, f"Saved reading: {describe(exc).line}"
         self.app.call_from_thread(self._show_reading, reading, line)
 
     def _show_reading(self, reading: SavedReading | None, line: str) -> None:
+        if not self.is_attached:  # closed before the lookup answered
+            return
         self.reading = reading
         self.query_one("#saved-reading", Static).update(line)
         self.query_one("#forget", Button).disabled = not (reading and reading.states)
