@@ -29,6 +29,7 @@ from app.engine.reading import PromptEstimate
 from app.store.provenance import Provenance
 
 if TYPE_CHECKING:
+    from app.engine.kv_state import SavedState
     from app.engine.server_client import ServerTarget
 
 DEMO_NOTICE = "demo model: random weights, the text it produces is meaningless"
@@ -74,6 +75,20 @@ class Assistant:
             messages, system=system if system is not None else self.profile.system,
             params=self.params(params), think=think)
         return result
+
+    def saved_state(self, messages: Sequence[Message], *, system: str | None = None,
+                    params: dict[str, Any] | None = None,
+                    think: bool | None = None) -> tuple[SavedState, int, int] | None:
+        """The engine's saved state serving this conversation as `stream` would render it
+        (the state, the conversation's tokens it holds, the conversation's tokens); None
+        when there is none, or the engine keeps none (a server, incognito)."""
+        saved_state = getattr(self.engine, "saved_state", None)
+        if saved_state is None:
+            return None
+        found: tuple[SavedState, int, int] | None = saved_state(
+            messages, system=system if system is not None else self.profile.system,
+            params=self.params(params), think=think)
+        return found
 
     def provenance(self, *, system: str | None = None, params: dict[str, Any] | None = None,
                    think: bool | None = None, threads: int | None = None) -> Provenance:

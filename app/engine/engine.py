@@ -193,14 +193,27 @@ class Engine:
 
     def saved_state(self, messages: Sequence[Message], *, system: str | None = None,
                     params: Mapping[str, Any] | GenerationParams | None = None,
-                    think: bool | None = None) -> SavedState | None:
-        """The state on disk that would serve this conversation (its `size` in bytes is
-        what the conversation's details show); None when there is none or no store."""
+                    think: bool | None = None) -> tuple[SavedState, int, int] | None:
+        """The state on disk that would serve this conversation (F4 shows its size), how
+        many of the conversation's tokens it holds and how many the conversation has; None
+        when there is none or no store. A state that shares only the start every
+        conversation with this system prompt has (another conversation's) is not it."""
         if self._states is None:
             return None
-        prompt = self.prompt(messages, system=system, params=params, think=think)
-        found = self._saved_state_for(prompt.tokens)
-        return found[0] if found else None
+        options: dict[str, Any] = {"system": system, "params": params, "think": think}
+        tokens = self.prompt(messages, **options).tokens
+        found = self._saved_state_for(tokens)
+        # The start of every conversation: what two different first messages share.
+        head = common_prefix(self.prompt([{"role": "user", "content": "a"}], **options).tokens,
+                             self.prompt([{"role": "user", "content": "b"}], **options).tokens)
+        if found is None or found[1] < head + MIN_RESTORE_GAIN:
+            return None
+        return found[0], found[1], len(tokens)
+
+    @property
+    def states(self) -> KVStateStore | None:
+        """Where this engine saves its states (None: never, as in incognito)."""
+        return self._states
 
     def save_state(self) -> SavedState | None:
         """Save the cache now if it is long enough and not saved yet (the engine does it by

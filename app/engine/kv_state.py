@@ -164,12 +164,6 @@ class KVStateStore:
     def total_size(self) -> int:
         return sum(e.size for e in self.entries())
 
-    def size_for(self, model: str, tokens: Sequence[int]) -> int:
-        """Bytes on disk that serve a conversation whose prompt is `tokens` (the details
-        view shows it): the best state's size, 0 when none."""
-        found = self.best(model, tokens, whole_only=False, limit=len(tokens) + 1)
-        return found[0].size if found else 0
-
     # ---------------------------------------------------------------- writing
 
     def save(self, model: str, tokens: Sequence[int], write: Callable[[Path], bool],

@@ -21,13 +21,14 @@ from app.assistants.registry import (
     remove_model,
     verify_model,
 )
-from app.assistants.runtime import Assistant, modelfile_for
+from app.assistants.runtime import Assistant, model_sha256, modelfile_for
 from app.engine.events import ReadingProgress
 from app.store import Store
 from app.ui.config import UIConfig
 from converters.errors import AmicusError, InputError
 
 if TYPE_CHECKING:
+    from app.assistants.saved_reading import SavedReading
     from app.engine.memory import MemoryEstimate, ModelShape
     from app.engine.server_client import ServerTarget
 
@@ -289,6 +290,34 @@ class Services:
             return self._shape(model).trained_context or None
         except (OSError, ValueError, AmicusError):
             return None
+
+    def saved_reading(self, name: str, messages: list[dict[str, str]], *,
+                      system: str | None = None, params: dict[str, Any] | None = None,
+                      think: bool | None = None, generating: bool = False) -> SavedReading:
+        """The saved reading (KV state) serving this conversation of `name` when that model
+        is loaded, else every one saved for its model file; none in incognito. While a
+        reply is `generating` the engine is not asked (its context is in use) and the model
+        file's states are given. Blocking (the first key of a model without a manifest
+        checksum hashes its file): call from a thread worker."""
+        from app.assistants.saved_reading import (
+            SavedReading,
+            conversation_reading,
+            model_reading,
+        )
+
+        if self.store.incognito:
+            return SavedReading(incognito=True)
+        loaded = self._assistant
+        if loaded is not None and loaded.name == name and not generating:
+            return conversation_reading(loaded, messages, system=system, params=params,
+                                        think=think)
+        model = self.model(name)
+        if model is None:
+            return SavedReading()
+        from app.engine.kv_state import KVStateStore, model_key
+
+        store = KVStateStore.default()
+        return model_reading(store, model_key(store, model.gguf, model_sha256(model)))
 
     @property
     def loaded(self) -> Assistant | None:

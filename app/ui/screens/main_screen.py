@@ -27,6 +27,7 @@ from textual.widgets import Footer
 
 from app.assistants.catalog import GATE_MODEL, spec_of
 from app.assistants.profiles import AssistantProfile
+from app.assistants.saved_reading import SavedReading
 from app.assistants.server import server_model_name
 from app.errors import DISK_FULL
 from app.store import Backend, Conversation, Message
@@ -58,6 +59,7 @@ from app.ui.turns import (
     DEFAULT_TITLE,
     Figures,
     default_thinking,
+    engine_history,
     last_reply,
     printable,
     supports_thinking,
@@ -584,7 +586,18 @@ class MainScreen(Screen[None]):
             current=self.pane.num_ctx(name, None),
             maximum=self.services.trained_context(name),
             estimate=lambda n_ctx: self.services.memory_estimate(name, n_ctx).describe())
-        self.app.push_screen(OptionsEditor(conversation, self.profile, context), edited)
+        self.app.push_screen(OptionsEditor(conversation, self.profile, context,
+                                           lambda: self.saved_reading(conversation)), edited)
+
+    def saved_reading(self, conversation: Conversation) -> SavedReading:
+        """The conversation's saved reading, as its next message would be read (blocking:
+        the F4 dialog calls it from a thread worker)."""
+        history = engine_history(self.services.store.messages(conversation.id))
+        return self.services.saved_reading(
+            conversation.assistant, history, system=conversation.system_prompt,
+            params=conversation.parameters,
+            think=self.pane.think(conversation.assistant, conversation),
+            generating=self.pane.busy)
 
     def action_attach(self) -> None:
         def chosen(path: str | None) -> None:

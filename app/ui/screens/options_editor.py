@@ -6,6 +6,9 @@ num_ctx shows the memory the model takes at the size typed, and a size the model
 trained for or that would not fit the memory free now is refused with the reason (the
 estimate comes from the GGUF's header: app.engine.memory). A new size reloads the model
 with the conversation's next message.
+
+Under it, the disk its saved reading (the KV cache state that spares reading the case
+again) takes, looked up in a thread worker, with a button to forget it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -22,6 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
 from app.assistants.profiles import AssistantProfile
+from app.assistants.saved_reading import SavedReading
 from app.engine.params import GenerationParams
 from app.errors import describe
 from app.store import Conversation
@@ -95,11 +99,15 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, conversation: Conversation, profile: AssistantProfile | None,
-                 context: ContextChoice | None = None) -> None:
+                 context: ContextChoice | None = None,
+                 saved_reading: Callable[[], SavedReading] | None = None) -> None:
+        """`saved_reading`: the conversation's saved reading (blocking: run in a worker)."""
         super().__init__(classes="form")
         self.conversation = conversation
         self.profile = profile
         self.context = context
+        self.saved_reading = saved_reading
+        self.reading: SavedReading | None = None
 
     def compose(self) -> ComposeResult:
         overrides = self.conversation.parameters or {}
@@ -119,6 +127,11 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
                                     placeholder=f"default {default}", compact=True)
                 if self.context is not None:
                     yield from self.compose_context(overrides.get("num_ctx"))
+                if self.saved_reading is not None:
+                    with Horizontal(id="saved-reading-row"):
+                        yield Static("Saved reading: looking…", id="saved-reading",
+                                     markup=False)
+                        yield Button("Forget it", id="forget", compact=True, disabled=True)
                 yield Static("", id="errors", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", variant="primary", id="save", compact=True)
@@ -138,6 +151,8 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
         self.query_one("#system", TextArea).focus()
         if self.context is not None:
             self._show_memory()
+        if self.saved_reading is not None:
+            self._look_up_reading()
 
     @on(Input.Changed, "#num-ctx")
     def _show_memory(self) -> None:
@@ -176,6 +191,31 @@ class OptionsEditor(ModalScreen[OptionsResult | None]):
                 self._check_context(n_ctx)
                 values["num_ctx"] = n_ctx
         return OptionsResult(system, values or None)
+
+    @work(thread=True, exclusive=True, group="saved-reading", exit_on_error=False)
+    def _look_up_reading(self, forget: SavedReading | None = None) -> None:
+        """Look the saved reading up (after forgetting `forget`'s states) and show it."""
+        assert self.saved_reading is not None
+        try:
+            if forget is not None:
+                forget.forget()
+            found = self.saved_reading()
+            reading, line = found, found.describe()
+        except (AmicusError, OSError) as exc:  # an unreadable model file or state folder
+            reading, line = None, f"Saved reading: {describe(exc).line}"
+        self.app.call_from_thread(self._show_reading, reading, line)
+
+    def _show_reading(self, reading: SavedReading | None, line: str) -> None:
+        if not self.is_attached:  # closed before the lookup answered
+            return
+        self.reading = reading
+        self.query_one("#saved-reading", Static).update(line)
+        self.query_one("#forget", Button).disabled = not (reading and reading.states)
+
+    @on(Button.Pressed, "#forget")
+    def _forget(self) -> None:
+        self.query_one("#forget", Button).disabled = True
+        self._look_up_reading(self.reading)
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:

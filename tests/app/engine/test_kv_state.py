@@ -223,7 +223,6 @@ def test_a_longer_state_supersedes_its_prefixes(tmp_path):
     assert store.best("m", [*short, 1, 9], whole_only=True, limit=4096) is None
     assert store.best("m", [*short, 1, 2, 3, 4], whole_only=True, limit=4096) is not None
     assert store.best("m", [*short, 1, 2, 3], whole_only=False, limit=100) is None
-    assert store.size_for("m", [*short, 1, 2, 3]) == 10
     store.save("m", [*short, 9], writer(10), 10, supersede=False)  # recurrent: both kept
     assert len(store.entries()) == 2
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Button, Collapsible, Input, Static, TextArea
 
+from app.assistants.runtime import model_sha256
 from app.documents import split_message
 from app.engine.fake import FakeEngine
+from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore, model_key
 from app.ui.screens.case_form import CaseForm
 from app.ui.screens.error_dialog import ErrorDialog
 from app.ui.screens.file_dialog import FileDialog, complete, matches
@@ -277,6 +279,51 @@ async def test_f4_refuses_a_num_ctx_that_does_not_fit(rig_factory):
         assert "choose a smaller num_ctx" in str(editor.query_one("#memory", Static).render())
         assert rig.app.screen is editor  # refused: not saved
         assert rig.store.get_conversation(1).parameters is None
+
+
+async def test_f4_shows_the_saved_reading_of_the_model_and_forgets_it(rig_factory):
+    rig = rig_factory()
+    model = rig.app.services.model("moral-audit")
+    assert model is not None
+    # A state saved for this model file, as the engine saves one, in the app's data folder.
+    states = KVStateStore.default()
+    key = model_key(states, model.gguf, model_sha256(model))
+    size = 3 * 1024 * 1024
+    saved = states.save(key, list(range(MIN_SAVED_TOKENS + 40)),
+                        lambda path: path.write_bytes(b"\0" * size) > 0, size, supersede=True)
+    assert saved is not None
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        editor = await open_screen(pilot, "f4", OptionsEditor)
+        line = await saved_reading_line(pilot, editor)
+        assert line == ("Saved reading for this model: 1 state, 3.0 MB on disk, 296 tokens "
+                        "(this conversation's shows once the model is loaded)")
+        forget = editor.query_one("#forget", Button)
+        assert not forget.disabled
+        forget.press()
+        await wait_until(pilot, lambda: "none saved" in reading_text(editor), what="forgotten")
+        assert reading_text(editor) == "Saved reading: none saved"
+        assert forget.disabled and not saved.path.exists() and states.entries(key) == []
+
+
+async def test_f4_in_incognito_has_no_saved_reading(rig_factory):
+    from app.store import Store
+
+    rig = rig_factory(store=Store.open(incognito=True))
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        editor = await open_screen(pilot, "f4", OptionsEditor)
+        line = await saved_reading_line(pilot, editor)
+        assert line == "Saved reading: none (incognito: nothing is written to disk)"
+        assert editor.query_one("#forget", Button).disabled
+
+
+def reading_text(editor: OptionsEditor) -> str:
+    return str(editor.query_one("#saved-reading", Static).render())
+
+
+async def saved_reading_line(pilot, editor: OptionsEditor) -> str:
+    """The saved reading's line once its lookup (a thread worker) has answered."""
+    await wait_until(pilot, lambda: "looking" not in reading_text(editor), what="the lookup")
+    return reading_text(editor)
 
 
 # The divider and the cut-off mark

@@ -91,3 +91,24 @@ def test_exports_fall_back_to_a_folder_that_can_be_written(tmp_path, monkeypatch
     assert exporting.writable_folder(tmp_path / "fine") == tmp_path / "fine"
     written = exporting.write(documents / "案件.md", "# 案件\n")
     assert written.read_text(encoding="utf-8") == "# 案件\n"
+
+
+def test_saved_reading_asks_the_loaded_engine_unless_it_is_generating(models):
+    case = [{"role": "user", "content": "The facts of the case are these. " * 60}]
+    services = Services(Store.open(), models_root=models,
+                        open_assistant=real_assistant_opener(root=models))
+    try:
+        assert services.saved_reading("general", case).states == ()  # nothing saved yet
+        assistant = services.assistant("general")
+        list(assistant.stream(case, params={"num_predict": 1}))
+        assert "none yet" in services.saved_reading("general", case).describe()
+        saved = assistant.engine.save_state()  # what closing the model does
+        assert saved is not None
+        reading = services.saved_reading("general", case)
+        assert reading.states == (saved,) and reading.shared is not None
+        # While a reply is generated the engine is busy: the model file's states instead.
+        busy = services.saved_reading("general", case, generating=True)
+        assert busy.states == (saved,) and busy.shared is None
+        assert busy.describe().startswith("Saved reading for this model: 1 state, ")
+    finally:
+        services.close()

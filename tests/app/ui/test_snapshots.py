@@ -153,7 +153,8 @@ def test_options_editor(snap_compare, seeded):
         await pilot.press("f4")
         await until_screen(pilot, OptionsEditor)
         pilot.app.screen.query_one("#param-temperature", Input).value = "0.7"
-        await pilot.pause()
+        line = pilot.app.screen.query_one("#saved-reading")
+        await wait_until(pilot, lambda: "looking" not in str(line.render()))
 
     assert snap_compare(seeded.app, terminal_size=SMALL, run_before=open_editor)
 
