@@ -65,7 +65,6 @@ class ConversationList(Vertical):
         super().__init__(id=id)
         self.border_title = "Conversations"
         self._ids: list[int] = []
-        self.selected: int | None = None  # the conversation the screen said is shown
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search…", id="search", compact=True)
@@ -80,11 +79,6 @@ class ConversationList(Vertical):
         """The conversations listed, in order (with hits: one id per hit)."""
         return list(self._ids)
 
-    @property
-    def has_older(self) -> bool:
-        """Whether "show older…" is listed."""
-        return bool(self.query(OlderItem))
-
     async def show(self, conversations: Sequence[Conversation], selected: int | None, *,
                    older: bool = False, beyond: Conversation | None = None) -> None:
         """Rebuild the list and highlight `selected` (the screen chose it: highlighting
@@ -98,6 +92,27 @@ class ConversationList(Vertical):
             items.append(ConversationItem(beyond))
         await self._fill(items, selected)
 
+    async def show_older(self, conversations: Sequence[Conversation], *, older: bool) -> None:
+        """List `conversations` in place of "show older…" (which stays after them while
+        there are `older` ones still), the cursor on the first; the rest is kept, not
+        drawn again."""
+        view = self.query_one("#conversations", ListView)
+        gap = next((i for i, item in enumerate(view.children) if isinstance(item, OlderItem)),
+                   None)
+        if gap is None:
+            return
+        listed = {c.id for c in conversations}
+        # After the gap: the one shown, if older than those listed; now in its place?
+        after = [i for i, item in enumerate(view.children) if i > gap and (
+            not older or (isinstance(item, ConversationItem) and item.conversation_id in listed))]
+        self.move_cursor(None)  # else removing the item under it would move it, announced
+        await view.remove_items([gap, *after])
+        items: list[ListItem] = [ConversationItem(c) for c in conversations]
+        await view.insert(gap, [*items, OlderItem()] if older else items)
+        self._ids = [item.conversation_id for item in view.children
+                     if isinstance(item, ConversationItem)]
+        self.move_cursor(gap)
+
     async def show_hits(self, hits: Sequence[SearchHit], selected: int | None) -> None:
         """List search hits, the first of conversation `selected` highlighted."""
         noun = "match" if len(hits) == 1 else "matches"
@@ -108,7 +123,6 @@ class ConversationList(Vertical):
         view = self.query_one("#conversations", ListView)
         await view.clear()
         await view.extend(items)
-        self.selected = selected
         listed = [item.conversation_id if isinstance(item, ConversationItem | HitItem)
                   else None for item in items]
         self._ids = [id for id in listed if id is not None]

@@ -75,15 +75,18 @@ class Sidebar(Vertical):
 
     @on(ConversationList.OlderWanted)
     async def _older_wanted(self, event: ConversationList.OlderWanted) -> None:
-        """List PAGE more, the cursor on the first of them (the one shown stays shown)."""
+        """List PAGE more after those listed, the cursor on the first of them (the one
+        shown stays shown)."""
         event.stop()
         if self._assistant is None:
             return
-        listing = self.query_one(ConversationList)
-        first_older = self._limit
-        self._limit += PAGE
-        await self.show_conversations(self._assistant, listing.selected)
-        listing.move_cursor(first_older)
+        found: list[Conversation] = store_call_or(
+            self, [], self.services.store.list_conversations, self._assistant,
+            limit=PAGE + 1, offset=self._limit)
+        if found:
+            self._limit += PAGE
+            await self.query_one(ConversationList).show_older(found[:PAGE],
+                                                              older=len(found) > PAGE)
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
