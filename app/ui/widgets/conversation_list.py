@@ -102,7 +102,8 @@ class ConversationList(Vertical):
         if gap is None:
             return
         listed = {c.id for c in conversations}
-        # After the gap: the one shown, if older than those listed; now in its place?
+        # After the gap sits the conversation shown when it is older than those listed: it
+        # goes once this page lists it, or when nothing older is left.
         after = [i for i, item in enumerate(view.children) if i > gap and (
             not older or (isinstance(item, ConversationItem) and item.conversation_id in listed))]
         self.move_cursor(None)  # else removing the item under it would move it, announced
@@ -125,7 +126,7 @@ class ConversationList(Vertical):
         await view.extend(items)
         listed = [item.conversation_id if isinstance(item, ConversationItem | HitItem)
                   else None for item in items]
-        self._ids = [id for id in listed if id is not None]
+        self._ids = [cid for cid in listed if cid is not None]
         self.move_cursor(listed.index(selected) if selected in self._ids else None)
 
     def move_cursor(self, index: int | None) -> None:
