@@ -217,14 +217,16 @@ class Store:
         with self._reading() as conn:
             return self._conversation(conn, conversation_id)
 
-    def list_conversations(self, assistant: str | None = None,
-                           search: str | None = None) -> list[Conversation]:
-        """Conversations, most recently updated first, optionally one assistant's only.
+    def list_conversations(self, assistant: str | None = None, search: str | None = None,
+                           *, limit: int | None = None, offset: int = 0) -> list[Conversation]:
+        """Conversations, most recently updated first, optionally one assistant's only;
+        at most `limit` of them (None: all), the first `offset` left out.
 
         `search` (surrounding blanks ignored) matches titles and message text as a literal
         substring: CJK text as typed, ASCII letters in any case, % and _ as themselves.
         """
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str | int] = []
         if assistant is not None:
             clauses.append("assistant = ?")
             args.append(assistant)
@@ -234,9 +236,12 @@ class Store:
                            " FROM messages WHERE content LIKE ? ESCAPE '\\'))")
             args += [pattern, pattern]
         where = " AND ".join(clauses) or "1"
+        # SQLite: LIMIT -1 is no limit.
+        args += [-1 if limit is None else max(limit, 0), max(offset, 0)]
         with self._reading() as conn:
             rows = conn.execute(f"SELECT * FROM conversations WHERE {where}"
-                                " ORDER BY updated_at DESC, id DESC", args).fetchall()
+                                " ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                                args).fetchall()
             return [Conversation.from_row(row) for row in rows]
 
     def search(self, text: str, *, limit: int = SEARCH_LIMIT) -> list[SearchHit]:

@@ -1,6 +1,10 @@
 """One assistant's conversations, most recent first, with a search box above them; while the
 box holds text, the matches in every assistant's conversations instead, each with its
-conversation, assistant and a snippet of the text around the match."""
+conversation, assistant and a snippet of the text around the match.
+
+Only the most recent conversations are listed (one widget each: a clinic's thousand cases
+would take seconds to draw); a "show older…" entry after them asks for more (OlderWanted).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.widgets import Input, Label, ListItem, ListView
 
 from app.store import Conversation, SearchHit
@@ -21,6 +26,13 @@ class ConversationItem(ListItem):
     def __init__(self, conversation: Conversation) -> None:
         super().__init__(Label(printable(conversation.title) or DEFAULT_TITLE, markup=False))
         self.conversation_id = conversation.id
+
+
+class OlderItem(ListItem):
+    """Where the list stops: choosing it lists older conversations."""
+
+    def __init__(self) -> None:
+        super().__init__(Label("show older…", markup=False), classes="older")
 
 
 def hit_snippet(hit: SearchHit) -> Content:
@@ -46,6 +58,9 @@ class HitItem(ListItem):
 
 
 class ConversationList(Vertical):
+    class OlderWanted(Message):
+        """The user chose "show older…"."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "Conversations"
@@ -64,11 +79,40 @@ class ConversationList(Vertical):
         """The conversations listed, in order (with hits: one id per hit)."""
         return list(self._ids)
 
-    async def show(self, conversations: Sequence[Conversation], selected: int | None) -> None:
+    async def show(self, conversations: Sequence[Conversation], selected: int | None, *,
+                   older: bool = False, beyond: Conversation | None = None) -> None:
         """Rebuild the list and highlight `selected` (the screen chose it: highlighting
-        it here announces nothing)."""
+        it here announces nothing). With `older`, "show older…" follows the conversations,
+        then `beyond`: the one shown when it is older than those listed."""
         self.border_title = "Conversations"
-        await self._fill([ConversationItem(c) for c in conversations], selected)
+        items: list[ListItem] = [ConversationItem(c) for c in conversations]
+        if older:
+            items.append(OlderItem())
+        if beyond is not None:
+            items.append(ConversationItem(beyond))
+        await self._fill(items, selected)
+
+    async def show_older(self, conversations: Sequence[Conversation], *, older: bool) -> None:
+        """List `conversations` in place of "show older…" (which stays after them while
+        there are `older` ones still), the cursor on the first; the rest is kept, not
+        drawn again."""
+        view = self.query_one("#conversations", ListView)
+        gap = next((i for i, item in enumerate(view.children) if isinstance(item, OlderItem)),
+                   None)
+        if gap is None:
+            return
+        listed = {c.id for c in conversations}
+        # After the gap sits the conversation shown when it is older than those listed: it
+        # goes once this page lists it, or when nothing older is left.
+        after = [i for i, item in enumerate(view.children) if i > gap and (
+            not older or (isinstance(item, ConversationItem) and item.conversation_id in listed))]
+        self.move_cursor(None)  # else removing the item under it would move it, announced
+        await view.remove_items([gap, *after])
+        items: list[ListItem] = [ConversationItem(c) for c in conversations]
+        await view.insert(gap, [*items, OlderItem()] if older else items)
+        self._ids = [item.conversation_id for item in view.children
+                     if isinstance(item, ConversationItem)]
+        self.move_cursor(gap)
 
     async def show_hits(self, hits: Sequence[SearchHit], selected: int | None) -> None:
         """List search hits, the first of conversation `selected` highlighted."""
@@ -76,14 +120,20 @@ class ConversationList(Vertical):
         self.border_title = f"Search: {len(hits)} {noun}"
         await self._fill([HitItem(hit) for hit in hits], selected)
 
-    async def _fill(self, items: list[ConversationItem] | list[HitItem],
-                    selected: int | None) -> None:
+    async def _fill(self, items: Sequence[ListItem], selected: int | None) -> None:
         view = self.query_one("#conversations", ListView)
         await view.clear()
         await view.extend(items)
-        self._ids = [item.conversation_id for item in items]
+        listed = [item.conversation_id if isinstance(item, ConversationItem | HitItem)
+                  else None for item in items]
+        self._ids = [cid for cid in listed if cid is not None]
+        self.move_cursor(listed.index(selected) if selected in self._ids else None)
+
+    def move_cursor(self, index: int | None) -> None:
+        """Highlight the item at `index` without announcing it."""
+        view = self.query_one("#conversations", ListView)
         with view.prevent(ListView.Highlighted):
-            view.index = self._ids.index(selected) if selected in self._ids else None
+            view.index = index
 
     def focus_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -98,3 +148,5 @@ class ConversationList(Vertical):
                                                  message_id=item.message_id))
         elif isinstance(item, ConversationItem):
             self.post_message(ConversationChosen(item.conversation_id))
+        elif isinstance(item, OlderItem) and isinstance(event, ListView.Selected):
+            self.post_message(self.OlderWanted())

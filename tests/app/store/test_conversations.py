@@ -51,6 +51,17 @@ def test_list_is_most_recent_first_and_filters_by_assistant(store):
     assert [c.id for c in store.list_conversations("civic-qa")] == [first.id, second.id]
 
 
+def test_list_pages_by_limit_and_offset_most_recent_first(store):
+    ids = [store.create_conversation("civic-qa", title=f"{i}").id for i in range(5)]
+    assert [c.id for c in store.list_conversations("civic-qa", limit=2)] == ids[:-3:-1]
+    assert [c.id for c in store.list_conversations("civic-qa", limit=2, offset=2)] == \
+        [ids[2], ids[1]]
+    assert [c.id for c in store.list_conversations(offset=4)] == [ids[0]]
+    assert [c.id for c in store.list_conversations(limit=9)] == ids[::-1]
+    assert store.list_conversations(limit=0) == []
+    assert len(store.list_conversations(limit=None)) == 5
+
+
 def test_search_matches_cjk_in_titles_and_messages(store):
     deposit = store.create_conversation("civic-qa", title="租屋押金")
     theft = store.create_conversation("sentencing", title="case 12")
