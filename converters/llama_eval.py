@@ -12,8 +12,7 @@ buffers), 311 MB each for Qwen's 151,936-token vocabulary: what collection, whic
 one graph per chunk, already holds. An optional eval callback (llama.cpp's `cb_eval`) is
 shown every graph node as it is computed; `GraphTensor` mirrors `struct ggml_tensor` of
 the ggml that llama-cpp-python 0.3.36 vendors so that the callback can read a node's
-operands
-(tests/converters/test_llama_eval.py checks the mirror against the vendored ggml.h).
+operands (tests/converters/test_llama_eval.py checks the mirror against the vendored ggml.h).
 
 This module and `llama_runtime` are the only ones that touch llama.cpp's internals: check
 both when the llama-cpp-python pin moves.
