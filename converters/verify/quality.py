@@ -15,12 +15,12 @@ directory as they are computed (float32, one row per position) and are read back
 of rows at a time, so only one model is loaded at once, with llama.cpp's logits of one
 batch of positions (converters.llama_eval.EVAL_BATCH).
 
-The arithmetic is float32, as llama-perplexity's KL divergence: llama.cpp's logits are
-float32, a block's log-softmax and KL are a few vectorised passes over (rows, vocabulary)
-(numpy's pairwise sums keep float32 sums over the vocabulary to about 1e-7 relative), and
-the per-position KLs are averaged in float64. Float64 throughout took 3.4x as long (64
-positions of Qwen's vocabulary: 1.7 s against 0.5 s) for no digit the report shows (mean
-KL within 2e-5 relative of a float64 computation).
+The arithmetic is float32, as llama.cpp's logits are: a block's log-softmax and KL are a
+few vectorised passes over (rows, vocabulary) (numpy's pairwise sums keep float32 sums
+over the vocabulary to about 1e-7 relative), and the per-position KLs are averaged in
+float64. Float64 throughout took 3.4x as long (64 positions of Qwen's vocabulary: 1.7 s
+against 0.5 s) for no digit the report shows (mean KL within 2e-5 relative of a float64
+computation).
 """
 
 from __future__ import annotations
