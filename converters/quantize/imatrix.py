@@ -35,6 +35,8 @@ _KV_DATASETS = "imatrix.datasets"
 _KV_CHUNK_COUNT = "imatrix.chunk_count"
 _KV_CHUNK_SIZE = "imatrix.chunk_size"
 _SUMS, _COUNTS = ".in_sum2", ".counts"
+# The node llama.cpp's graph builders name the final norm's output, just before the head.
+FINAL_NORM = b"result_norm"
 
 
 @dataclass
@@ -79,21 +81,20 @@ class Collector:
     def __init__(self) -> None:
         self.matrix = ImportanceMatrix()
         self.active = True
-        self.latest = ""  # the weight seen last
-        # Once known (after a first whole chunk), the last weight of the graph: returning
-        # False after it makes llama.cpp skip the rest, the output head whose logits
-        # calibration does not need (a quarter of the work for Qwen3-0.6B's vocabulary).
-        self.stop_after: str | None = None
 
     def __call__(self, node: GraphTensor, ask: bool) -> bool:
         if ask:
-            return self.active and _wanted(node)
+            return self.active and (_wanted(node) or node.name == FINAL_NORM)
+        if node.name == FINAL_NORM:
+            # Stop the graph before the output head: calibration needs no logits, and the
+            # head is a quarter of the work with Qwen3-0.6B's 151,936-token vocabulary.
+            return False
         self._accumulate(node)
-        return self.latest != self.stop_after
+        return True
 
     def _accumulate(self, node: GraphTensor) -> None:
         weight, activations = node.src[0].contents, node.src[1].contents
-        name = self.latest = tensor_name(weight)
+        name = tensor_name(weight)
         x = read_f32(activations)  # (ne3, ne2, ne1, ne0)
         n_mat = int(weight.ne[2] * weight.ne[3])
         sums = self.matrix.sums.setdefault(name, np.zeros((n_mat, x.shape[-1])))
@@ -127,11 +128,9 @@ def collect(run: Callable[[Sequence[int]], None], collector: Collector,
         for chunk in token_chunks:
             run(chunk)
             collector.matrix.chunk_count += 1
-            collector.stop_after = collector.latest
             progress(1)
     finally:
         collector.active = False
-        collector.stop_after = None
     collector.matrix.datasets = [dataset]
     collector.matrix.chunk_size = len(token_chunks[0]) if token_chunks else CHUNK_SIZE
     return collector.matrix

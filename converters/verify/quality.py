@@ -14,6 +14,13 @@ Memory stays bounded: the reference log-probabilities go to a file in the stagin
 directory as they are computed (float32, one row per position) and are read back a block
 of rows at a time, so only one model is loaded at once, with llama.cpp's logits of one
 batch of positions (converters.llama_eval.EVAL_BATCH).
+
+The arithmetic is float32, as llama.cpp's logits are: a block's log-softmax and KL are a
+few vectorised passes over (rows, vocabulary) (numpy's pairwise sums keep float32 sums
+over the vocabulary to about 1e-7 relative), and the per-position KLs are averaged in
+float64. Float64 throughout took 3.4x as long (64 positions of Qwen's vocabulary: 1.7 s
+against 0.5 s) for no digit the report shows (mean KL within 2e-5 relative of a float64
+computation).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from converters.llama_eval import Session
 # Quantization noise counts as "clearly smaller" than the fine-tune's effect below this
 # fraction of it (KL for chat models, largest probability change for classifiers).
 NOISE_RATIO_LIMIT = 0.25
-_ROWS = 32  # positions converted to float64 at once (memory: rows x vocabulary x 8 bytes)
+_ROWS = 64  # positions worked on at once (memory: a few arrays of rows x vocabulary x 4 B)
 
 
 @dataclass
@@ -63,8 +70,17 @@ class Reference:
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """Float32 log-probabilities of rows of logits (a new array; the logits are untouched)."""
+    shifted = np.subtract(logits, logits.max(axis=-1, keepdims=True), dtype=np.float32)
+    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted
+
+
+def kl_divergence(p_log: np.ndarray, q_log: np.ndarray) -> np.ndarray:
+    """KL(P || Q) per row from float32 log-probabilities, never below 0 (rounding can give
+    -1e-9 where P and Q agree)."""
+    kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=-1)
+    return np.maximum(kl, 0.0).astype(np.float64)
 
 
 def reference(session: Session, held_out: HeldOut, store: Path,
@@ -79,7 +95,7 @@ def reference(session: Session, held_out: HeldOut, store: Path,
     with open(store, "wb") as handle:
         for chunk in held_out.inputs:
             for block in _blocks(session.evaluate(chunk)):
-                log_softmax(block).astype(np.float32).tofile(handle)
+                log_softmax(block).tofile(handle)
             progress(1)
     return Reference(session.n_vocab, store=store)
 
@@ -98,8 +114,7 @@ def drift(session: Session, held_out: HeldOut, ref: Reference,
             for block in _blocks(session.evaluate(chunk)):
                 q_log = log_softmax(block)
                 p_log = _read_rows(stored, len(q_log), ref.n_vocab)
-                kl = (np.exp(p_log) * (p_log - q_log)).sum(axis=1)
-                kls.append(np.maximum(kl, 0.0))  # float rounding can give -1e-12
+                kls.append(kl_divergence(p_log, q_log))
                 agree += int((p_log.argmax(axis=1) == q_log.argmax(axis=1)).sum())
             progress(1)
     values = np.concatenate(kls)
@@ -115,12 +130,12 @@ def _blocks(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
 
 
 def _read_rows(handle: BinaryIO, rows: int, n_vocab: int) -> np.ndarray:
-    """The next `rows` stored positions, as float64 (a block at a time: memory stays
-    near `_ROWS` rows of the vocabulary, whatever the length of the text)."""
+    """The next `rows` stored positions (a block at a time: memory stays near `_ROWS`
+    rows of the vocabulary, whatever the length of the text)."""
     values = np.fromfile(handle, dtype=np.float32, count=rows * n_vocab)
     if values.size != rows * n_vocab:
         raise ValueError("the stored reference ended early")
-    return values.reshape(rows, n_vocab).astype(np.float64)
+    return values.reshape(rows, n_vocab)
 
 
 def _classifier_drift(session: Session, held_out: HeldOut, ref: Reference,

@@ -91,11 +91,12 @@ def test_evaluate_gives_every_position_the_logits_llama_gives(qwen3_f16):
 def test_a_chunk_in_several_batches_keeps_its_context(qwen3_f16):
     """evaluate() feeds EVAL_BATCH tokens per decode, the cache carried over: exactly what
     llama.cpp computes for the same batching in one call."""
-    tokens = [int(t) for t in np.random.default_rng(2).integers(0, 400, 300)]
-    with Session(qwen3_f16, n_ctx=512, threads=1) as session:
+    n = 2 * EVAL_BATCH + 76
+    tokens = [int(t) for t in np.random.default_rng(2).integers(0, 400, n)]
+    with Session(qwen3_f16, n_ctx=n, threads=1) as session:
         batches = [b.copy() for b in session.evaluate(tokens)]
-    assert [len(b) for b in batches] == [EVAL_BATCH, EVAL_BATCH, 300 - 2 * EVAL_BATCH]
-    reference = llama_cpp.Llama(str(qwen3_f16), n_ctx=512, n_batch=EVAL_BATCH,
+    assert [len(b) for b in batches] == [EVAL_BATCH, EVAL_BATCH, 76]
+    reference = llama_cpp.Llama(str(qwen3_f16), n_ctx=n, n_batch=EVAL_BATCH,
                                 n_ubatch=EVAL_BATCH, logits_all=True, flash_attn=True,
                                 n_threads=1, verbose=False)
     try:

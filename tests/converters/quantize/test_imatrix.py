@@ -16,6 +16,7 @@ from converters.pipeline import ConvertRequest, Progress, convert
 from converters.quantize.calibration import chunks
 from converters.quantize.imatrix import (
     CHUNK_SIZE,
+    FINAL_NORM,
     Collector,
     ImportanceMatrix,
     collect,
@@ -65,6 +66,24 @@ def test_collection_counts_every_row_of_every_block_weight(matrix):
     assert matrix.values("blk.0.ffn_down.weight").size == 512  # intermediate size
     assert matrix.summary() == {"entries": 14, "chunks": 2, "chunk_size": CHUNK_SIZE,
                                 "tokens": 2 * CHUNK_SIZE, "datasets": ["test-text"]}
+
+
+def test_collection_stops_before_the_output_head(f16):
+    """From the first chunk on, llama.cpp stops after the final norm: the head's logits,
+    which calibration does not use, are never computed (and never offered to the
+    callback)."""
+    collector = Collector()
+    offered: list[bytes] = []
+
+    def spy(node, ask):
+        if ask:
+            offered.append(node.name)
+        return collector(node, ask)
+
+    with Session(f16, n_ctx=CHUNK_SIZE, callback=spy, threads=1) as session:
+        collect(session.run, collector, [list(range(1, 1 + CHUNK_SIZE))], "t")
+    assert offered[-1] == FINAL_NORM and b"result_output" not in offered
+    assert len(collector.matrix.names()) == 2 * 7  # every block weight still collected
 
 
 def test_gguf_file_round_trip_in_llama_cpp_layout(tmp_path, matrix):
