@@ -153,7 +153,7 @@ def _model_line(model: ModelFile) -> str:
     if model.quantization:
         parts.append(model.quantization)
     if model.size is not None:
-        parts.append(f"{model.size} bytes")
+        parts.append(f"{model.size:,} bytes")  # exact (traceable), grouped to be read
     if model.demo:
         parts.append("DEMO (random weights: meaningless text)")
     return " · ".join(parts)

@@ -87,7 +87,7 @@ def test_export_names_the_model_file_and_settings_of_the_replies(store):
     markdown = store.export_markdown(chat.id)
     header = markdown.split("## User")[0]
     assert "- Model: sentencing.Q4_K_M.gguf\n" not in header  # said once, in full:
-    assert ("- Model: sentencing · sentencing.Q4_K_M.gguf · Q4_K_M · 2497280256 bytes\n"
+    assert ("- Model: sentencing · sentencing.Q4_K_M.gguf · Q4_K_M · 2,497,280,256 bytes\n"
             in header)
     assert f"- SHA-256: {'ab' * 32}\n" in header
     assert "- Verification: verified\n" in header

@@ -57,7 +57,7 @@ def test_describe_names_every_fact_in_a_fixed_order():
     lines = dict(record(demo=True, used_anyway=True, verification="FAILED").describe())
     assert list(lines) == ["Assistant", "Model", "SHA-256", "Verification", "Backend",
                            "Context", "Sampling", "System prompt", "Amicus"]
-    assert lines["Model"] == ("sentencing · sentencing.Q4_K_M.gguf · Q4_K_M · 2497280256 bytes"
+    assert lines["Model"] == ("sentencing · sentencing.Q4_K_M.gguf · Q4_K_M · 2,497,280,256 bytes"
                               " · DEMO (random weights: meaningless text)")
     assert lines["Verification"] == "FAILED: used anyway"
     assert lines["Backend"] == "embedded llama.cpp · CPU · adaptive threads"
