@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.assistants.runtime import DEMO_NOTICE, Assistant, open_assistant
 from app.commands.progress import ReadingBar, announce, cancel_on_interrupt
@@ -23,6 +23,9 @@ from app.documents import Document, compose_message, read_documents
 from app.engine.errors import EngineError
 from app.engine.events import AnswerDelta, Finished, ThinkingDelta
 from converters.errors import EXIT_BLOCKED, EXIT_INTERRUPTED, InputError
+
+if TYPE_CHECKING:
+    from app.ui.config import UIConfig
 
 
 def add_ask_parser(commands: argparse._SubParsersAction) -> None:
@@ -84,11 +87,12 @@ def run_ask(args: argparse.Namespace) -> int:
     text = compose_message(question, documents)
     if not text.strip():
         raise InputError("the question is empty (give a question, --file, or both)")
-    gate_verdict, gate_record = _gate(args, text) if args.gate else (None, None)
+    gate_verdict, gate_record = _gate(args, text, config) if args.gate else (None, None)
     if gate_verdict is not None and gate_verdict.unsafe:
         return _blocked(args, gate_verdict, gate_record)
     assistant = open_assistant(args.assistant,
-                               server=server_target(args, args.endpoint, model=args.model),
+                               server=server_target(args, args.endpoint, model=args.model,
+                                                    config=config),
                                n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                                allow_unverified=args.allow_unverified, num_ctx=num_ctx,
                                persist=not args.incognito,
@@ -118,12 +122,14 @@ def run_ask(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if finished.cancelled else 0
 
 
-def _gate(args: argparse.Namespace, text: str) -> tuple[Any, dict[str, Any]]:
+def _gate(args: argparse.Namespace, text: str,
+          config: UIConfig) -> tuple[Any, dict[str, Any]]:
     """The gate's verdict, and its record for --json (with the classifier's provenance).
     The embedded classifier shows its reading on stderr; Ctrl-C stops it (exit 130)."""
     from app.assistants.gate import IntentGate
 
-    gate = IntentGate.open(server=server_target(args, args.gate_endpoint, api=args.gate_api),
+    gate = IntentGate.open(server=server_target(args, args.gate_endpoint, api=args.gate_api,
+                                                config=config),
                            allow_unverified=args.allow_unverified)
     bar = ReadingBar("intent-safety check")
     try:

@@ -72,7 +72,8 @@ def run_audit(args: argparse.Namespace) -> int:
         done = finished_lines(args.output, lambda r: r.get("frame") == args.frame)
         config = command_config(args)
         assistant = open_assistant(
-            args.assistant, server=server_target(args, args.endpoint, model=args.model),
+            args.assistant,
+            server=server_target(args, args.endpoint, model=args.model, config=config),
             n_threads=args.threads, allow_unverified=args.allow_unverified,
             num_ctx=context_size(args, args.assistant, endpoint=args.endpoint, config=config),
             kv_budget_bytes=kv_budget_bytes(config))

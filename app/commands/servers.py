@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.engine.credentials import load_api_key
 from app.engine.server_client import (
@@ -19,6 +20,9 @@ from app.engine.server_client import (
     ServerTarget,
 )
 from converters.errors import InputError
+
+if TYPE_CHECKING:
+    from app.ui.config import UIConfig
 
 DEFAULT_CONCURRENCY = 8  # requests in flight: enough to fill a GPU server's batch
 
@@ -42,18 +46,20 @@ def add_api_argument(parser: argparse.ArgumentParser, flag: str = "--api") -> No
 
 
 def server_target(args: argparse.Namespace, url: str | None, *, model: str | None = None,
-                  api: str | None = None) -> ServerTarget | None:
-    """The server a command was pointed at (None: the embedded engine)."""
+                  api: str | None = None, config: UIConfig | None = None
+                  ) -> ServerTarget | None:
+    """The server a command was pointed at (None: the embedded engine). `config`: the
+    config file when the command has already read it."""
     if not url:
         return None
-    return ServerTarget(url, model=model, api=api, options=server_options(args))
+    return ServerTarget(url, model=model, api=api, options=server_options(args, config))
 
 
-def server_options(args: argparse.Namespace) -> ServerOptions:
+def server_options(args: argparse.Namespace, config: UIConfig | None = None) -> ServerOptions:
     """Flags first, then the config file; the key from the environment or the key file."""
     from app.commands.settings import command_config
 
-    config = command_config(args)
+    config = config or command_config(args)
     timeout = getattr(args, "timeout", None)
     if timeout is not None and timeout <= 0:
         raise InputError("--timeout must be a positive number of seconds")
