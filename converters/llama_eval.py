@@ -229,6 +229,24 @@ class Session:
         for _ in self._decode(tokens, self._n_batch):
             pass
 
+    def use_adapter(self, path: Path | None, scale: float = 1.0) -> None:
+        """Compute from now on with the llama.cpp LoRA adapter at `path` added `scale` times
+        to the weights it names (None: without any). The adapter stays loaded until the
+        model is closed."""
+        if path is None:
+            status = llama_cpp.llama_set_adapters_lora(self._ctx.ctx, None, 0, None)
+        else:
+            adapter = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode())
+            if not adapter:
+                raise GGUFLoadError(f"{path}: llama.cpp cannot load it as a LoRA adapter of "
+                                    f"{self.path.name} ({first_load_error()})")
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+            status = llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1,
+                                                       (ctypes.c_float * 1)(scale))
+        if status != 0:
+            raise InputError(f"{self.path}: llama.cpp could not set the adapter {path} "
+                             f"(status {status})")
+
     def classify(self, tokens: Sequence[int]) -> list[float]:
         """The classifier head's probabilities for one sequence."""
         if len(tokens) > self.n_ctx:

@@ -20,6 +20,7 @@ from converters.checkpoint.config import ModelConfig, read_model_config
 from converters.checkpoint.safetensors_io import Checkpoint
 from converters.checkpoint.sources import Source, resolve_source
 from converters.errors import InputError
+from converters.gguf.architectures import architecture_for
 from converters.gguf.vocab import tokenizer_directory
 from converters.gguf.writer import Provenance, write_gguf
 from converters.llama_eval import Session
@@ -57,6 +58,7 @@ from converters.quantize.quantizer import QUANT_FTYPES, quantize
 from converters.quantize.types import IMATRIX_OFF, IMATRIX_QUANTS, QUANT_CHOICES
 from converters.verify.checks import VerificationError, verify_gguf
 from converters.verify.quality import HeldOut, Reference, build_report, drift, reference
+from converters.verify.unmerge import UNMERGE_SCALE, write_unmerging_adapter
 
 # Unquantized type written before quantizing: F16 keeps 10 mantissa bits, so the small
 # deltas a LoRA adds to a bf16 weight survive the rounding better than with BF16.
@@ -232,6 +234,8 @@ class _Conversion:
         self.collected = False
         self.held_out: HeldOut | None = None
         self.reference: Reference | None = None
+        # The base's figures and note when computed with the F16 still loaded.
+        self.base_figures: tuple[dict[str, float] | None, str | None] | None = None
         self.verification: dict[str, Any] | None = None
         self.quality: dict[str, Any] | None = None
 
@@ -317,6 +321,8 @@ class _Conversion:
                                           self.held_out.unit) as bar:
                     self.reference = reference(session, self.held_out,
                                                self.stage.path("reference.f32"), bar.update)
+                if self.weights.adapters:
+                    self.base_figures = self._unmerged_base_drift(session)
 
     def _formatter(self, session: Session) -> Formatter:
         system = self.inputs.modelfile.system if self.inputs.modelfile else None
@@ -394,13 +400,37 @@ class _Conversion:
                 self.progress.bar("quality: quantized", len(self.held_out.inputs),
                                   self.held_out.unit) as bar:
             quantized = drift(session, self.held_out, self.reference, bar.update)
-        base, note = self._base_drift() if self.weights.adapters else (None, None)
+        if self.base_figures is not None:
+            base, note = self.base_figures
+        else:
+            base, note = self._base_drift() if self.weights.adapters else (None, None)
         self.stage.path("reference.f32").unlink(missing_ok=True)
         return build_report(self.held_out, quantized, base, note)
 
+    def _unmerged_base_drift(self, session: Session) -> tuple[dict[str, float], None] | None:
+        """The base compared with the reference by taking the adapters back out of the F16
+        already loaded (converters.verify.unmerge); None when they cannot be taken out
+        that way, and the base is written instead (`_base_drift`)."""
+        assert self.held_out is not None and self.reference is not None
+        path = self.stage.path(f"{self.request.name}.unmerge.gguf")
+        try:
+            with self._timed("quality_base"):
+                if not write_unmerging_adapter(self.weights.adapters,
+                                               architecture_for(self.config), path):
+                    return None
+                session.use_adapter(path, UNMERGE_SCALE)
+                with self.progress.bar("quality: base (adapters taken out)",
+                                       len(self.held_out.inputs), self.held_out.unit) as bar:
+                    figures = drift(session, self.held_out, self.reference, bar.update)
+                session.use_adapter(None)
+            return figures, None
+        finally:
+            path.unlink(missing_ok=True)
+
     def _base_drift(self) -> tuple[dict[str, float] | None, str | None]:
         """Write the base without the adapters as F16 (the merged F16 is gone by now unless
-        kept, so the disk holds one F16 at a time) and compare it with the reference."""
+        kept, so the disk holds one F16 at a time) and compare it with the reference: for
+        adapters whose changes `_unmerged_base_drift` cannot take back out."""
         assert self.held_out is not None and self.reference is not None
         name = f"{self.request.name}.base.{INTERMEDIATE_TYPE}.gguf"
         try:

@@ -36,7 +36,8 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         for line in report_table(result.manifest):
             print(line)
-        # quality_base_write is part of quality: the line lists the steps themselves.
+        # quality_base_write is part of quality (quality_base is a step of its own): the
+        # line lists the steps themselves.
         steps = ", ".join(f"{step} {seconds:.1f}" for step, seconds in result.seconds.items()
                           if step not in ("total", "resolve", "quality_base_write"))
         print(f"done in {result.seconds['total']:.1f} s ({steps})")

@@ -82,6 +82,26 @@ class Adapter:
         return {name: t.scale for name, t in self._targets.items()
                 if t.kind in ("linear", "embedding", "bias")}
 
+    def low_rank_ranks(self) -> dict[str, tuple[int, tuple[int, ...]]] | None:
+        """Each changed base tensor's (rank, shape) when every change is a plain low-rank product
+        W' = W + (B s) @ A of an (out, in) weight; None when some change is anything else
+        (DoRA, embeddings, trainable tokens, biases, replaced tensors, fan_in_fan_out, a
+        tied head following its embedding)."""
+        if self.head_follows_embedding or self.config.fan_in_fan_out:
+            return None
+        ranks = {}
+        for name, target in self._targets.items():
+            if target.kind != "linear" or set(target.keys) != {"A", "B"}:
+                return None
+            ranks[name] = (self._file.tensors[target.keys["A"]].shape[0], target.shape)
+        return ranks
+
+    def low_rank_factors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(B s, A) of a tensor `low_rank_ranks` lists: (out, r) and (r, in), float32."""
+        target = self._targets[name]
+        b = self._read(target.keys["B"]) * np.float32(target.scale)
+        return b, self._read(target.keys["A"])
+
     def output_shape(self, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         target = self._target_for(name)
         return shape if target is None else target.out_shape

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from converters.gguf.architectures import llama, qwen3, qwen35  # noqa: F401  (registers them)
 from converters.gguf.architectures.base import (
     Architecture,
+    Reordering,
     family_of,
     register,
     supported_classes,
@@ -32,5 +33,5 @@ def is_classifier_class(hf_class: str) -> bool:
     return family is not None and hf_class in family.classifier_classes
 
 
-__all__ = ["Architecture", "architecture_for", "family_of", "is_classifier_class",
+__all__ = ["Architecture", "Reordering", "architecture_for", "family_of", "is_classifier_class",
            "register", "supported_classes"]

@@ -33,6 +33,14 @@ _LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
+class Reordering:
+    """A permutation of a weight's rows and of its columns (None: kept in order)."""
+
+    rows: np.ndarray | None = None
+    columns: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Hparam:
     """A config.json field a family reads: the kind of value it must hold (the kinds are
     converters.checkpoint.config's) and whether config.json must give it (the others have
@@ -165,6 +173,14 @@ class Architecture:
 
     def transform(self, name: str, weight: np.ndarray) -> np.ndarray:
         return weight
+
+    def reordering(self, name: str, shape: tuple[int, ...]) -> Reordering | None:
+        """What `transform` does to the 2-D weight `name` of `shape` when it only reorders
+        its rows and columns (None when it does anything else): a low-rank change B @ A
+        of the weight then reaches GGUF as B[rows] @ A[:, columns] (the quality report's
+        unmerging adapter). A family that overrides `transform` overrides this too
+        (tests/converters/gguf/test_reordering.py holds the two together)."""
+        return Reordering() if len(shape) == 2 else None
 
     def row_local(self, name: str) -> bool:
         """True when transforming rows [a, b) of a tensor gives rows [a, b) of the

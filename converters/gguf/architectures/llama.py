@@ -12,7 +12,7 @@ import gguf
 import numpy as np
 
 from converters.errors import InputError
-from converters.gguf.architectures.base import Architecture, register
+from converters.gguf.architectures.base import Architecture, Reordering, register
 from converters.gguf.vocab import SentencePiece
 
 
@@ -59,6 +59,13 @@ class Llama(Architecture):
         if name.endswith(("self_attn.k_proj.weight", "self_attn.k_proj.bias")):
             return self._permuted(name, weight, "num_key_value_heads")
         return weight
+
+    def reordering(self, name: str, shape: tuple[int, ...]) -> Reordering | None:
+        if len(shape) != 2:
+            return None
+        if name.endswith(("self_attn.q_proj.weight", "self_attn.k_proj.weight")):
+            return Reordering(rows=self.transform(name, np.arange(shape[0])))
+        return Reordering()
 
     def _permuted(self, name: str, weight: np.ndarray, heads_field: str) -> np.ndarray:
         heads, head_dim = int(self.config[heads_field]), int(self.config["head_dim"])

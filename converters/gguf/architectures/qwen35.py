@@ -18,7 +18,7 @@ import gguf
 import numpy as np
 
 from converters.errors import InputError
-from converters.gguf.architectures.base import Architecture, Hparam, register
+from converters.gguf.architectures.base import Architecture, Hparam, Reordering, register
 from converters.gguf.vocab import ByteLevelBPE
 
 _V_AXIS_ROWS = {".linear_attn.in_proj_z.weight": "dv", ".linear_attn.in_proj_a.weight": 1,
@@ -138,6 +138,15 @@ class Qwen35(Architecture):
         elif name.endswith("norm.weight") and not name.endswith("linear_attn.norm.weight"):
             weight = weight + np.float32(1.0)
         return weight
+
+    def reordering(self, name: str, shape: tuple[int, ...]) -> Reordering | None:
+        if len(shape) != 2 or name.endswith(".conv1d.weight"):
+            return None
+        if ".linear_attn." not in name or self._k == self._v:
+            return Reordering()
+        if name.endswith(".out_proj.weight"):  # V heads along the input columns
+            return Reordering(columns=self.transform(name, np.arange(shape[1])[None, :])[0])
+        return Reordering(rows=self.transform(name, np.arange(shape[0])))
 
     def _reorder(self, name: str, weight: np.ndarray) -> np.ndarray:
         dk = int(self.config["linear_key_head_dim"])
