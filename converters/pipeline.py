@@ -24,7 +24,7 @@ from converters.gguf.architectures import architecture_for
 from converters.gguf.vocab import tokenizer_directory
 from converters.gguf.writer import Provenance, write_gguf
 from converters.llama_eval import Session
-from converters.llama_runtime import check_threads
+from converters.llama_runtime import GGUFLoadError, check_threads
 from converters.merge.merged_weights import MergedWeights, load_adapters
 from converters.ollama.modelfile import Modelfile, read_modelfile, retarget_modelfile
 from converters.outputs.manifest import (
@@ -70,6 +70,9 @@ MIN_OWN_CHUNKS = 2
 MAX_SET_CHUNKS = 4
 MAX_HELD_OUT_CHUNKS = 2
 CLASSIFIER_CONTEXT = 2048  # a classifier reads each held-out input whole
+# How the quality report got the base without the adapters (manifest: quality.base_method).
+BASE_UNMERGED = "the adapters taken out of the merged F16 (LoRA adapter at scale -1)"
+BASE_WRITTEN = "written as F16 from the checkpoint"
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class _Conversion:
         self.reference: Reference | None = None
         # The base's figures and note when computed with the F16 still loaded.
         self.base_figures: tuple[dict[str, float] | None, str | None] | None = None
+        self.base_method = BASE_WRITTEN
         self.verification: dict[str, Any] | None = None
         self.quality: dict[str, Any] | None = None
 
@@ -405,7 +409,10 @@ class _Conversion:
         else:
             base, note = self._base_drift() if self.weights.adapters else (None, None)
         self.stage.path("reference.f32").unlink(missing_ok=True)
-        return build_report(self.held_out, quantized, base, note)
+        report = build_report(self.held_out, quantized, base, note)
+        if base is not None:
+            report["base_method"] = self.base_method
+        return report
 
     def _unmerged_base_drift(self, session: Session) -> tuple[dict[str, float], None] | None:
         """The base compared with the reference by taking the adapters back out of the F16
@@ -417,12 +424,18 @@ class _Conversion:
             with self._timed("quality_base"):
                 if not write_unmerging_adapter(self.weights.adapters,
                                                architecture_for(self.config), path):
+                    self.base_method = BASE_WRITTEN + " (the adapters are not plain LoRA)"
                     return None
-                session.use_adapter(path, UNMERGE_SCALE)
+                try:
+                    session.use_adapter(path, UNMERGE_SCALE)
+                except GGUFLoadError as exc:  # a llama.cpp that adapts fewer tensors
+                    self.base_method = f"{BASE_WRITTEN} ({exc})"
+                    return None
                 with self.progress.bar("quality: base (adapters taken out)",
                                        len(self.held_out.inputs), self.held_out.unit) as bar:
                     figures = drift(session, self.held_out, self.reference, bar.update)
                 session.use_adapter(None)
+            self.base_method = BASE_UNMERGED
             return figures, None
         finally:
             path.unlink(missing_ok=True)

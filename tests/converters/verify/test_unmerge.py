@@ -12,8 +12,9 @@ from converters.checkpoint.config import read_model_config
 from converters.checkpoint.safetensors_io import Checkpoint
 from converters.gguf.architectures import architecture_for
 from converters.llama_eval import Session
+from converters.llama_runtime import GGUFLoadError
 from converters.merge.merged_weights import load_adapters
-from converters.pipeline import ConvertRequest, Progress, convert
+from converters.pipeline import BASE_UNMERGED, BASE_WRITTEN, ConvertRequest, Progress, convert
 from converters.synthetic import checkpoints as synthetic
 from converters.verify.unmerge import UNMERGE_SCALE, write_unmerging_adapter
 
@@ -48,13 +49,17 @@ def _logits(path, tokens, adapter=None):
 # Qwen3.5's linear-attention projections too (their V heads are reordered in GGUF).
 LINEAR_ATTENTION = synthetic.AdapterSpec(r=8, lora_alpha=16, target_modules=(
     *synthetic.ALL_LINEAR, "in_proj_qkv", "in_proj_z", "in_proj_a", "in_proj_b", "out_proj"))
-SPECS = {**synthetic.ADAPTER_KINDS, "linear_attention": LINEAR_ATTENTION}
+# Llama's own output head (untied) too: llama.cpp adapts `output` as well.
+WITH_HEAD = synthetic.AdapterSpec(r=8, lora_alpha=16,
+                                  target_modules=(*synthetic.ALL_LINEAR, "lm_head"))
+SPECS = {**synthetic.ADAPTER_KINDS, "linear_attention": LINEAR_ATTENTION,
+         "with_head": WITH_HEAD}
 
 
 @pytest.mark.parametrize("family, kinds", [("qwen3", ["rslora"]),
                                            ("qwen3", ["pattern", "lora"]),
                                            ("qwen35", ["linear_attention"]),
-                                           ("llama", ["lora"])])
+                                           ("llama", ["lora"]), ("llama", ["with_head"])])
 def test_unmerged_model_computes_the_base(tmp_path, sources, family, kinds):
     base = getattr(sources, family)
     adapters = [synthetic.build_adapter(tmp_path / f"a{i}", base, SPECS[k], seed=i + 1)
@@ -84,7 +89,7 @@ def test_changes_that_are_not_low_rank_products_are_declined(tmp_path, sources):
 
 
 def test_pipeline_takes_the_adapters_out_instead_of_writing_the_base(tmp_path, sources):
-    def timings(adapter_kind):
+    def quality(adapter_kind):
         adapter = synthetic.build_adapter(tmp_path / adapter_kind, sources.qwen3,
                                           synthetic.ADAPTER_KINDS[adapter_kind])
         manifest = convert(ConvertRequest(base=str(sources.qwen3), adapters=(str(adapter),),
@@ -93,9 +98,25 @@ def test_pipeline_takes_the_adapters_out_instead_of_writing_the_base(tmp_path, s
         assert manifest["quality"]["base"]["kl_mean"] > 0
         assert sorted(p.name for p in (tmp_path / f"out-{adapter_kind}").iterdir()) == \
             ["m.Q4_K_M.gguf", "manifest.json"]  # no adapter or base left behind
-        return manifest["timings"]
+        return manifest["quality"]["base_method"], manifest["timings"]
 
-    plain = timings("lora")
-    assert "quality_base" in plain and "quality_base_write" not in plain
-    dora = timings("dora")
-    assert "quality_base_write" in dora and dora["quality_base"] < 1.0  # declined at once
+    method, timings = quality("lora")
+    assert method == BASE_UNMERGED
+    assert "quality_base" in timings and "quality_base_write" not in timings
+    method, timings = quality("dora")
+    assert method == f"{BASE_WRITTEN} (the adapters are not plain LoRA)"
+    assert "quality_base_write" in timings and timings["quality_base"] < 1.0  # declined
+
+
+def test_an_adapter_llama_cpp_refuses_falls_back_to_writing_the_base(tmp_path, sources,
+                                                                       monkeypatch):
+    def refuse(self, path, scale=1.0):
+        raise GGUFLoadError(f"{path}: llama.cpp cannot load it as a LoRA adapter (test)")
+
+    monkeypatch.setattr(Session, "use_adapter", refuse)
+    manifest = convert(ConvertRequest(base=str(sources.qwen3), name="m", out_dir=tmp_path / "o",
+                                      adapters=(str(sources.qwen3_lora),)), QUIET).manifest
+    assert manifest["quality"]["base_method"].startswith(f"{BASE_WRITTEN} (")
+    assert "cannot load it as a LoRA adapter (test)" in manifest["quality"]["base_method"]
+    assert manifest["quality"]["base"]["kl_mean"] > 0
+    assert "quality_base_write" in manifest["timings"]
