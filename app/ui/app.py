@@ -19,7 +19,7 @@ from textual.screen import Screen
 from app.store import Store, StoreError
 from app.ui.bindings import bindings
 from app.ui.config import DEFAULT_THEME, LIGHT_THEME, UIConfig
-from app.ui.keymap import actions
+from app.ui.keymap import actions, first_key, unbound, with_keys
 from app.ui.screens.error_dialog import ErrorDialog
 from app.ui.screens.main_screen import MainScreen
 from app.ui.services import (
@@ -54,6 +54,13 @@ class AmicusApp(App[None]):
     def on_mount(self) -> None:
         self.set_keymap(self.config.keymap)
         self.theme = self.config.theme
+        given_away = unbound(self.config.keymap)
+        if given_away:
+            taken = "; ".join(f"{action.title} ({action.keys} went to {taker})"
+                              for action, taker in given_away)
+            self.notify(f"Without a key now: {taken}. The command palette "
+                        f"({first_key(self.config.keymap, 'palette')}) still runs them.",
+                        title="Keymap", timeout=10)
         if self.startup_problem is not None:
             self.push_screen(ErrorDialog(*self.startup_problem))
 
@@ -73,11 +80,12 @@ class AmicusApp(App[None]):
         keymap = self.config.keymap
         if isinstance(screen, MainScreen):
             for spec in actions("main"):
-                yield SystemCommand(f"{spec.title} ({keymap[spec.id]})", spec.help,
+                yield SystemCommand(with_keys(spec.title, keymap[spec.id]), spec.help,
                                     partial(screen.run_action, spec.action))
-            yield SystemCommand(f"Send ({keymap['submit']})", "Send the message box's text",
+            yield SystemCommand(with_keys("Send", keymap["submit"]),
+                                "Send the message box's text",
                                 partial(screen.run_action, "send_prompt"))
-        yield SystemCommand(f"Light/dark theme ({keymap['toggle_dark']})",
+        yield SystemCommand(with_keys("Light/dark theme", keymap["toggle_dark"]),
                             "Switch between the light and the dark theme",
                             self.action_toggle_dark)
 

@@ -160,28 +160,62 @@ def _known_base(base: str) -> bool:
 
 def resolve(overrides: Mapping[str, str]) -> dict[str, str]:
     """The full keymap (id -> keys): defaults with `overrides` applied, checked for unknown
-    ids, bad key names and two actions on one key."""
+    ids and bad key names. The keys the config gives win over the defaults of actions in
+    the same scope: such a default is that action's no longer (an action left with none
+    is unbound: the command palette still has it, see `unbound`), so that a new default
+    key never stops a config written before it from loading. A key the config gives twice,
+    or takes from another scope (where Textual would still let the default win), is
+    refused."""
     for action_id in overrides:
         if action_id not in ACTION_IDS:
             raise KeymapError(f"unknown action id {action_id!r}; known: "
                               f"{', '.join(s.id for s in ACTIONS)}")
-    keymap = {s.id: overrides.get(s.id, s.keys) for s in ACTIONS}
-    owners: dict[str, str] = {}
-    for action_id, keys in keymap.items():
+    given: dict[str, str] = {}
+    for action_id, keys in overrides.items():
         parts = split_keys(keys)
         if not parts:
             raise KeymapError(f"{action_id}: no key given")
         for key in parts:
             check_key(key)
-            if key in owners:
-                raise KeymapError(f"{key!r} is bound to both {owners[key]} and {action_id}; "
+            if key in given:
+                raise KeymapError(f"{key!r} is bound to both {given[key]} and {action_id}; "
                                   "give one of them another key")
-            owners[key] = action_id
+            given[key] = action_id
+    keymap = {}
+    for action in ACTIONS:
+        if action.id in overrides:
+            keymap[action.id] = overrides[action.id]
+            continue
+        for key in split_keys(action.keys):
+            taker = given.get(key)
+            if taker is not None and spec(taker).scope != action.scope:
+                raise KeymapError(f"{key!r} is bound to both {action.id} and {taker}; give "
+                                  f"{taker} another key")
+        keymap[action.id] = ", ".join(k for k in split_keys(action.keys) if k not in given)
     return keymap
 
 
+def unbound(keymap: Mapping[str, str]) -> list[tuple[ActionSpec, str]]:
+    """The actions whose default keys the config gave to others, each with who took the
+    first of them (for the notice at start)."""
+    takers = {key: action_id for action_id, keys in keymap.items()
+              for key in split_keys(keys)}
+    return [(s, takers.get(split_keys(s.keys)[0], "?")) for s in ACTIONS
+            if not split_keys(keymap.get(s.id, s.keys))]
+
+
 def first_key(keymap: Mapping[str, str], action_id: str) -> str:
-    return split_keys(keymap.get(action_id, spec(action_id).keys))[0]
+    """The key to name in help text; for an unbound action, where to find it instead."""
+    keys = split_keys(keymap.get(action_id, spec(action_id).keys))
+    if keys:
+        return keys[0]
+    palette = split_keys(keymap.get("palette", "")) or ["the command palette"]
+    return f"“{spec(action_id).title}” in {palette[0]}"
+
+
+def with_keys(title: str, keys: str) -> str:
+    """A title with its keys in brackets ("Export (ctrl+s)"), or alone when unbound."""
+    return f"{title} ({keys})" if keys else title
 
 
 def describe(specs: Iterable[ActionSpec], keymap: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -12,7 +12,8 @@ import pytest
 from app.cli import main
 from app.engine.fake import FakeEngine
 from app.ui.config import ConfigError, UIConfig, config_path, load_config, with_command_line
-from app.ui.keymap import ACTIONS, KeymapError, check_key, resolve
+from app.ui.keymap import ACTIONS, KeymapError, check_key, first_key, resolve, split_keys, unbound
+from app.ui.screens.model_manager import ModelManager
 from app.ui.widgets.prompt_input import PromptInput
 
 from .conftest import settle, wait_until
@@ -125,6 +126,41 @@ def test_default_keymap_is_consistent():
     keymap = resolve({})
     assert set(keymap) == {spec.id for spec in ACTIONS}
     assert len({spec.id for spec in ACTIONS}) == len(ACTIONS)
+    defaults = [key for spec in ACTIONS for key in split_keys(spec.keys)]
+    assert len(defaults) == len(set(defaults))  # no two actions share a default key
+    assert unbound(keymap) == []
+
+
+def test_a_key_the_config_gives_is_taken_from_a_default_of_its_scope():
+    """A config written before F10 attached documents keeps loading: its key wins and
+    Attach is left without one (the palette still has it)."""
+    keymap = resolve({"models": "f10"})
+    assert keymap["models"] == "f10" and keymap["attach"] == ""
+    assert keymap["new_conversation"] == "ctrl+n"  # the others keep theirs
+    assert [(action.id, taker) for action, taker in unbound(keymap)] == [("attach", "models")]
+    assert first_key(keymap, "attach") == "“Attach” in ctrl+p"
+    assert first_key(keymap, "models") == "f10"
+    # Taking a key from another scope is refused: Textual would let the default win there.
+    with pytest.raises(KeymapError, match="'f1' is bound to both help and attach"):
+        resolve({"attach": "f1"})
+    with pytest.raises(KeymapError, match="'f10' is bound to both models and export"):
+        resolve({"models": "f10", "export": "f10"})
+
+
+@pytest.mark.anyio
+async def test_a_taken_default_key_runs_the_configs_action(_isolated_home, rig_factory):
+    write_config(_isolated_home, "[keymap]\nmodels = 'f10'\n")
+    rig = rig_factory(FakeEngine("ok"), config=load_config())
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        notices = [n.message for n in rig.app._notifications]
+        assert any("Attach (f10 went to models)" in n and "ctrl+p" in n for n in notices)
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: isinstance(rig.app.screen, ModelManager))
+        rig.app.screen.dismiss()
+        await wait_until(pilot, lambda: not isinstance(rig.app.screen, ModelManager))
+        commands = [c.title for c in rig.app.get_system_commands(rig.app.screen)]
+        assert "Attach" in commands and "Models (f10)" in commands
 
 
 def test_bad_config_file_stops_amicus_with_one_line(_isolated_home, capsys):
