@@ -55,12 +55,20 @@ class Assistant:
 
     def stream(self, messages: Sequence[Message], *, system: str | None = None,
                params: dict[str, Any] | None = None, think: bool | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]:
+               cancel: threading.Event | None = None,
+               owner: str | None = None) -> Iterator[Event]:
         """The engine's stream with this assistant's defaults: the Modelfile's system
-        prompt unless `system` is given, its sampling with `params` over it."""
+        prompt unless `system` is given, its sampling with `params` over it. `owner`: the
+        conversation (`conversation_owner`), so that deleting it forgets its reading."""
         return self.engine.stream(
             messages, system=system if system is not None else self.profile.system,
-            params=self.params(params), think=think, cancel=cancel)
+            params=self.params(params), think=think, cancel=cancel, owner=owner)
+
+    def forget(self, owner: str) -> int:
+        """The conversation `owner` was deleted: drop what the engine read for it, in
+        memory and saved on disk (an engine without saved states has nothing to drop)."""
+        forget = getattr(self.engine, "forget", None)
+        return int(forget(owner)) if forget is not None else 0
 
     def estimate(self, messages: Sequence[Message], *, system: str | None = None,
                  params: dict[str, Any] | None = None,
@@ -106,6 +114,11 @@ class Assistant:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def conversation_owner(conversation_id: int) -> str:
+    """How an engine's saved states name the stored conversation they were read for."""
+    return f"conversation-{conversation_id}"
 
 
 def modelfile_for(name: str, model: InstalledModel | None) -> Path | None:

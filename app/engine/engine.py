@@ -79,6 +79,8 @@ class Engine:
         self._sha256 = model_sha256
         self._state_key: str | None = None
         self._saved: tuple[int, ...] = ()  # the tokens a state on disk already holds
+        self._owner: str | None = None  # the conversation the cache was read for
+        self._forgotten: set[str] = set()  # deleted conversations: their caches are not saved
         self._read_chunk = read_chunk
         # Per model file: the rates of two files of one name and size are the same model's.
         self.rate_key = model_sha256 or f"{path.name}:{path.stat().st_size}"
@@ -136,8 +138,8 @@ class Engine:
 
     def stream(self, messages: Sequence[Message], *, system: str | None = None,
                params: Mapping[str, Any] | GenerationParams | None = None,
-               think: bool | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]:
+               think: bool | None = None, cancel: threading.Event | None = None,
+               owner: str | None = None) -> Iterator[Event]:
         """Generate the assistant's reply to `messages` (dicts with role and content).
 
         `params`: the Modelfile's sampling parameters (temperature, top_p, top_k,
@@ -145,8 +147,10 @@ class Engine:
         that support it (None: the template's default). `cancel`: set it to stop within one
         token while writing, or at the next chunk while reading the prompt; Finished then
         carries the partial texts with stop_reason "cancelled", and what was read stays
-        in the cache. Nothing runs until the first event is requested; that is also when
-        ContextOverflowError (even the last message cannot fit) or EngineBusyError is raised.
+        in the cache. `owner`: the conversation this is (a state saved of the cache is
+        marked with it, for `forget`). Nothing runs until the first event is requested;
+        that is also when ContextOverflowError (even the last message cannot fit) or
+        EngineBusyError is raised.
         """
         requested = time.perf_counter()
         if not self._lock.acquire(blocking=False):
@@ -154,7 +158,8 @@ class Engine:
         try:
             sampling = GenerationParams.coerce(params)
             prompt = self.prompt(messages, system=system, params=sampling, think=think)
-            restored = self._prepare_cache(prompt.tokens)
+            restored = self._prepare_cache(prompt.tokens)  # saves the last owner's cache
+            self._owner = owner
             self._threads = self._policy.choose().threads
             set_threads(self._llm, self._threads)
             generation = Generation(
@@ -231,6 +236,22 @@ class Engine:
         with self._lock:
             reset_cache(self._llm)
 
+    def forget(self, owner: str) -> int:
+        """The conversation `owner` was deleted: its reading is never saved from now on
+        (not even by a generation of another conversation that is about to replace it),
+        the states saved for it are removed, and the cache is dropped if it is still its
+        own. Returns how many states went."""
+        self._forgotten.add(owner)
+        removed = self._states.discard_owned(owner) if self._states is not None else 0
+        if self._lock.acquire(blocking=False):  # busy: the cache is another conversation's
+            try:
+                if self._owner == owner:
+                    reset_cache(self._llm)
+                    self._saved, self._owner = (), None
+            finally:
+                self._lock.release()
+        return removed
+
     def close(self) -> None:
         """Save the cache (with a store) and free the model. A generation still running in
         another thread keeps its cache unsaved."""
@@ -286,7 +307,8 @@ class Engine:
         return 0
 
     def _save_if_unsaved(self, cached: list[int]) -> SavedState | None:
-        if self._states is None or len(cached) < MIN_SAVED_TOKENS:
+        if self._states is None or len(cached) < MIN_SAVED_TOKENS or \
+                self._owner in self._forgotten:
             return None
         if common_prefix(self._saved, cached) == len(cached):
             return None  # a state on disk holds it already
@@ -295,7 +317,8 @@ class Engine:
             if self._states.covers(key, cached):
                 return None
             entry = self._states.save(key, cached, lambda path: save_state(self._llm, path),
-                                      state_size(self._llm), supersede=not self._recurrent)
+                                      state_size(self._llm), supersede=not self._recurrent,
+                                      owner=self._owner)
         except OSError:
             return None  # a full or read-only disk: the state is not saved, nothing fails
         if entry is not None:

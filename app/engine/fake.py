@@ -73,6 +73,8 @@ class FakeEngine:
         self._dropped = dropped_turns
         self.reading_rate: float | None = None  # what `estimate` reports as measured
         self.calls: list[dict[str, Any]] = []
+        self.owners: list[str | None] = []  # each stream's conversation
+        self.forgotten: list[str] = []  # the conversations `forget` was told of
         self.closed = False
         self._lock = threading.Lock()
 
@@ -87,16 +89,22 @@ class FakeEngine:
 
     def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
                params: Mapping[str, Any] | GenerationParams | None = None,
-               think: bool | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]:
+               think: bool | None = None, cancel: threading.Event | None = None,
+               owner: str | None = None) -> Iterator[Event]:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("the model is already generating; wait or cancel first")
+        self.owners.append(owner)
         try:
             yield from self._generate(with_system(messages, system),
                                       GenerationParams.coerce(params), think,
                                       cancel or threading.Event())
         finally:
             self._lock.release()
+
+    def forget(self, owner: str) -> int:
+        """As Engine.forget, with nothing saved: recorded for the tests."""
+        self.forgotten.append(owner)
+        return 0
 
     def _generate(self, messages: list[dict[str, Any]], params: GenerationParams,
                   think: bool | None, cancel: threading.Event) -> Iterator[Event]:

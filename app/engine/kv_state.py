@@ -58,6 +58,7 @@ class SavedState:
     size: int
     sha256: str
     last_used: float
+    owner: str | None = None  # the conversation whose reading it is, when known
 
     @property
     def path(self) -> Path:
@@ -82,8 +83,12 @@ class KVStateStore:
 
     @classmethod
     def default(cls, budget_bytes: int | None = None) -> KVStateStore:
-        return cls(data_dir() / "kv-states",
+        return cls(cls.default_directory(),
                    DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+
+    @staticmethod
+    def default_directory() -> Path:
+        return data_dir() / "kv-states"
 
     # ---------------------------------------------------------------- reading
 
@@ -102,9 +107,11 @@ class KVStateStore:
         name = record.name.removesuffix(".json")
         try:
             data: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
+            owner = data.get("owner")
             entry = SavedState(name, self.directory, str(data["model"]),
                                tuple(int(t) for t in data["tokens"]), int(data["size"]),
-                               str(data["sha256"]), record.stat().st_mtime)
+                               str(data["sha256"]), record.stat().st_mtime,
+                               owner if isinstance(owner, str) else None)
             fresh = data.get("format") == FORMAT and data.get("llama_cpp") == _llama_version()
         except (OSError, ValueError, KeyError, TypeError):
             entry, fresh = None, False
@@ -167,11 +174,12 @@ class KVStateStore:
     # ---------------------------------------------------------------- writing
 
     def save(self, model: str, tokens: Sequence[int], write: Callable[[Path], bool],
-             size: int, *, supersede: bool) -> SavedState | None:
+             size: int, *, supersede: bool, owner: str | None = None) -> SavedState | None:
         """Save a state: `write(path)` writes it (llama.cpp does); `size` is its expected
         size, checked against the budget first. `supersede`: remove this model's states that
         the new one contains (a model that can cut its cache serves their prompts too).
-        None when it is too short, over budget alone, or the writer failed."""
+        `owner`: the conversation it was read for (`discard_owned` removes it with the
+        conversation). None when it is too short, over budget alone, or the writer failed."""
         if len(tokens) < MIN_SAVED_TOKENS or size > self.budget_bytes:
             return None
         name = f"{model[:16]}-{_tokens_digest(tokens)[:24]}"
@@ -186,7 +194,7 @@ class KVStateStore:
             self._write_record(name, {"format": FORMAT, "model": model,
                                       "llama_cpp": _llama_version(), "tokens": list(tokens),
                                       "size": written, "sha256": digest,
-                                      "saved_at": time.time()})
+                                      "saved_at": time.time(), "owner": owner})
         finally:
             temporary.unlink(missing_ok=True)
         entry = self._read(self.directory / f"{name}.json")
@@ -216,6 +224,14 @@ class KVStateStore:
 
     def discard(self, entry: SavedState) -> None:
         self._remove(entry.name)
+
+    def discard_owned(self, owner: str) -> int:
+        """Remove every state read for the conversation `owner` (it was deleted: its text
+        must not outlive it in a saved cache). Returns how many went."""
+        owned = [entry for entry in self.entries() if entry.owner == owner]
+        for entry in owned:
+            self.discard(entry)
+        return len(owned)
 
     def _remove(self, name: str) -> None:
         for suffix in (".json", ".kvstate"):

@@ -150,8 +150,8 @@ class OpenAIBackend:
 
     def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
                params: Mapping[str, Any] | GenerationParams | None = None,
-               think: bool | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]:
+               think: bool | None = None, cancel: threading.Event | None = None,
+               owner: str | None = None) -> Iterator[Event]:
         """Generate the assistant's reply to `messages`, as Engine.stream does.
 
         `params` None sends no sampling fields, so the server's own defaults apply (for

@@ -21,7 +21,9 @@ class ChatEngine(Protocol):
 
     def stream(self, messages: Sequence[Mapping[str, Any]], *, system: str | None = None,
                params: Mapping[str, Any] | GenerationParams | None = None,
-               think: bool | None = None,
-               cancel: threading.Event | None = None) -> Iterator[Event]: ...
+               think: bool | None = None, cancel: threading.Event | None = None,
+               owner: str | None = None) -> Iterator[Event]: ...
+    # `owner`: the conversation the reply is for; an engine that saves its cache on disk
+    # marks the saved state with it (Engine.forget removes it with the conversation).
 
     def close(self) -> None: ...

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from textual.message import Message
 
 from app.assistants.catalog import GATE_MODEL
+from app.assistants.runtime import conversation_owner
 from app.engine.errors import EngineError, ReadingCancelled
 from app.engine.events import (
     AnswerDelta,
@@ -81,7 +82,7 @@ def _run(job: Job, services: Services, post: Post) -> None:
     post(TurnAccepted(job))
     events = assistant.stream([*job.history, {"role": "user", "content": job.text}],
                               system=job.system, params=job.params, think=job.think,
-                              cancel=job.cancel)
+                              cancel=job.cancel, owner=conversation_owner(job.conversation_id))
     pump(job, events, post)
 
 

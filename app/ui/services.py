@@ -21,7 +21,7 @@ from app.assistants.registry import (
     remove_model,
     verify_model,
 )
-from app.assistants.runtime import Assistant, model_sha256, modelfile_for
+from app.assistants.runtime import Assistant, conversation_owner, model_sha256, modelfile_for
 from app.engine.events import ReadingProgress
 from app.store import Store
 from app.ui.config import UIConfig
@@ -318,6 +318,25 @@ class Services:
 
         store = KVStateStore.default()
         return model_reading(store, model_key(store, model.gguf, model_sha256(model)))
+
+    def forget_reading(self, conversation_id: int) -> int:
+        """A conversation was deleted: what was read for it goes too, from the loaded
+        model's cache and from the states saved on disk, whichever model saved them.
+        Returns how many saved states went (0 when none could: a read-only disk)."""
+        if self.store.incognito:
+            return 0  # incognito never saves a state
+        owner = conversation_owner(conversation_id)
+        loaded = self._assistant
+        try:
+            removed = loaded.forget(owner) if loaded is not None else 0
+            from app.engine.kv_state import KVStateStore
+
+            directory = KVStateStore.default_directory()
+            if directory.is_dir():
+                removed += KVStateStore(directory).discard_owned(owner)
+        except OSError:
+            return 0
+        return removed
 
     @property
     def loaded(self) -> Assistant | None:

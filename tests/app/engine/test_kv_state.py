@@ -242,3 +242,35 @@ def test_a_state_that_cannot_be_written_fails_nothing(models, store, monkeypatch
     with Engine.load(models.qwen3, n_ctx=2048, states=store) as engine:
         read(engine, case())
         assert engine.save_state() is None
+
+
+def test_states_are_marked_with_their_conversation_and_discarded_with_it(tmp_path):
+    store = KVStateStore(tmp_path)
+    mine = store.save("m", list(range(MIN_SAVED_TOKENS)), writer(10), 10, supersede=True,
+                      owner="conversation-7")
+    other = store.save("m", list(range(5, 5 + MIN_SAVED_TOKENS)), writer(10), 10,
+                       supersede=True, owner="conversation-8")
+    unowned = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), writer(10), 10,
+                         supersede=True)
+    assert mine and other and unowned and mine.owner == "conversation-7"
+    assert unowned.owner is None
+    assert store.discard_owned("conversation-7") == 1
+    assert {e.name for e in store.entries()} == {other.name, unowned.name}
+    assert not mine.path.exists() and not mine.record.exists()
+    assert store.discard_owned("conversation-7") == 0
+
+
+def test_forgetting_a_deleted_conversation_drops_its_cache_and_states(models, store):
+    with Engine.load(models.qwen3, n_ctx=2048, states=store) as engine:
+        list(engine.stream(case(), params=FIRST, owner="conversation-1"))
+        list(engine.stream([{"role": "user", "content": "Something else entirely."}],
+                           params=FIRST, owner="conversation-2"))
+        [saved] = store.entries()  # the case's cache, saved when it was replaced
+        assert saved.owner == "conversation-1"
+        list(engine.stream(case("And the sentence?"), params=FIRST, owner="conversation-3"))
+        assert engine.forget("conversation-1") == 1 and not saved.path.exists()
+        # The cache now holds conversation 3's reading (restored from 1's state): kept.
+        assert len(engine.cached_tokens()) > MIN_SAVED_TOKENS
+        assert engine.forget("conversation-3") == 0
+        assert engine.cached_tokens() == []  # dropped: nothing of it is saved on close
+    assert store.entries() == []

@@ -269,3 +269,37 @@ async def test_titles_with_markup_characters_are_shown_as_typed(rig_factory):
         await pilot.pause()
         title = rig.app.screen.query_one("#chat").border_title
         assert "[bold]rent[/oops" in title.replace("\\[", "[") and "\x1b" not in title
+
+
+async def test_deleting_a_conversation_forgets_its_saved_reading(rig_factory):
+    """Its KV cache, which holds its text, goes with it: from the loaded model and from
+    the states saved on disk; another conversation's state stays."""
+    from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore
+
+    store = KVStateStore.default()
+
+    def state(owner: str, first: int):
+        def write(path):
+            path.write_bytes(b"x" * 10)
+            return True
+        return store.save("m", list(range(first, first + MIN_SAVED_TOKENS)), write, 10,
+                          supersede=False, owner=owner)
+
+    engine = FakeEngine(replies=["one", "two"])
+    rig = rig_factory(engine)
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await type_and_send(pilot, "first case")
+        await settle(pilot, rig.app)
+        await pilot.press("ctrl+n")
+        await type_and_send(pilot, "second case")
+        await settle(pilot, rig.app)
+        assert engine.owners == ["conversation-1", "conversation-2"]
+        kept, gone = state("conversation-1", 0), state("conversation-2", 1000)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(rig.app.screen, ChoiceDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: rig.app.screen.conversation is not None
+                         and rig.app.screen.conversation.id == 1)
+        assert engine.forgotten == ["conversation-2"]
+        assert [e.name for e in store.entries()] == [kept.name]
+        assert not gone.path.exists()
