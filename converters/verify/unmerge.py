@@ -19,7 +19,6 @@ False and the pipeline writes the base.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +50,9 @@ def write_unmerging_adapter(adapters: Sequence[Adapter], architecture: Architect
     plan = _plan(adapters, architecture)
     if plan is None:
         return False
-    partial = path.with_name(f".{path.name}.partial")
-    writer = gguf.GGUFWriter(partial, arch=architecture.gguf_arch)
+    # Written in place: a file of the staging folder, read once and removed (the staging
+    # folder goes whole if the conversion does not finish).
+    writer = gguf.GGUFWriter(path, arch=architecture.gguf_arch)
     try:
         writer.add_type("adapter")
         writer.add_string("adapter.type", "lora")
@@ -73,7 +73,6 @@ def write_unmerging_adapter(adapters: Sequence[Adapter], architecture: Architect
             writer.write_tensor_data(b.astype(_FACTOR_TYPE))
     finally:
         writer.close()
-    os.replace(partial, path)
     return True
 
 
