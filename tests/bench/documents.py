@@ -10,13 +10,15 @@ Prints, for a 3,000-token document with a question:
      the chunk's duration (target: at most one chunk);
   5. peak RSS of a fresh process at num_ctx 4096, 16384 and 32768 after reading the
      document, against the estimate read from the GGUF before loading (target: within
-     15%), both the full-context bound and the estimate for the tokens actually read;
+     15%), both the full-context bound and the estimate for the tokens actually read
+     (`--full-context`: also with a document that fills 4096 and 16384 to the last token);
   6. the intent-safety gate's time per check at turns 1 to 8 of one conversation, reading
      fresh every time vs keeping the cache (a synthetic Qwen3-0.6B-shaped classifier).
 Each measurement runs in a fresh process. The random-weight models write meaningless
 text; only time and memory matter. No assertion: figures only.
 
 Run: .venv/bin/python tests/bench/documents.py [--workdir DIR] [--skip-gate | --gate-only]
+     [--full-context]
 """
 
 from __future__ import annotations
@@ -97,11 +99,24 @@ def document(engine: Engine, tokens: int = DOC_TOKENS) -> str:
     return text
 
 
-def messages(engine: Engine, question: str = QUESTION) -> list[dict[str, str]]:
+def messages(engine: Engine, question: str = QUESTION,
+             tokens: int = DOC_TOKENS) -> list[dict[str, str]]:
     from app.documents import Document, compose_message
 
-    doc = Document("case.txt", Path("case.txt"), document(engine), "text", "UTF-8")
+    doc = Document("case.txt", Path("case.txt"), document(engine, tokens), "text", "UTF-8")
     return [{"role": "user", "content": compose_message(question, [doc])}]
+
+
+def filling(engine: Engine) -> list[dict[str, str]]:
+    """A document and question that fill the context but for the answer's room."""
+    room = engine.n_ctx - PARAMS["num_predict"]
+    tokens = room - 64
+    while True:  # the template, the question and the document's frame: measured, not guessed
+        msgs = messages(engine, tokens=tokens)
+        estimate = engine.estimate(msgs, params=PARAMS)
+        if estimate.prompt_tokens <= room:
+            return msgs
+        tokens -= estimate.prompt_tokens - room
 
 
 def ask(engine: Engine, msgs: list[dict[str, str]],
@@ -194,17 +209,19 @@ def phase_persist_read(model: str, states: str) -> dict[str, Any]:
     return {"load_s": load_s, "restart": ask(engine, messages(engine, OTHER_QUESTION))}
 
 
-def phase_rss(model: str, n_ctx: int) -> dict[str, Any]:
+def phase_rss(model: str, n_ctx: int, full: bool = False) -> dict[str, Any]:
+    """`full`: a document that fills the context (what the full-context estimate is for)."""
     from app.engine.memory import estimate_memory
 
     estimate = estimate_memory(model, n_ctx)
     engine = Engine.load(model, n_ctx=n_ctx)
-    result = ask(engine, messages(engine))
+    result = ask(engine, filling(engine) if full else messages(engine))
     filled = estimate_memory(model, n_ctx, filled=result["prompt_tokens"] + 8)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"n_ctx": n_ctx, "peak_mb": peak / 2**20, "estimate_mb": estimate.total / 2**20,
             "filled_mb": filled.total / 2**20, "kv_mb": estimate.kv_cache / 2**20,
-            "compute_mb": estimate.compute / 2**20}
+            "compute_mb": estimate.compute / 2**20, "prompt_tokens": result["prompt_tokens"],
+            "seconds": result["prompt_ms"] / 1000}
 
 
 def phase_gate(model: str) -> dict[str, Any]:
@@ -271,11 +288,13 @@ def report_reading(cold: dict[str, Any], written: dict[str, Any],
 
 def report_rss(rss: list[dict[str, Any]]) -> None:
     print("5. peak RSS after reading the document, against the estimate before loading")
-    print("   num_ctx   peak MB   estimate MB (full context)   estimate MB (tokens read)")
+    print("   num_ctx   tokens read   peak MB   estimate MB (full context)   "
+          "estimate MB (tokens read)")
     for row in rss:
-        print(f"   {row['n_ctx']:>7}   {row['peak_mb']:>7.0f}   {row['estimate_mb']:>10.0f} "
-              f"({row['estimate_mb'] / row['peak_mb'] - 1:+.1%})          "
-              f"{row['filled_mb']:>8.0f} ({row['filled_mb'] / row['peak_mb'] - 1:+.1%})")
+        print(f"   {row['n_ctx']:>7}   {row['prompt_tokens']:>11,}   {row['peak_mb']:>7.0f}   "
+              f"{row['estimate_mb']:>10.0f} ({row['estimate_mb'] / row['peak_mb'] - 1:+.1%})"
+              f"          {row['filled_mb']:>8.0f} "
+              f"({row['filled_mb'] / row['peak_mb'] - 1:+.1%})")
 
 
 def report_gate(gate: dict[str, Any]) -> None:
@@ -292,6 +311,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "build" / "bench-documents")
     parser.add_argument("--skip-gate", action="store_true")
+    parser.add_argument("--full-context", action="store_true",
+                        help="part 5 also with documents that fill the context (slow)")
     parser.add_argument("--gate-only", action="store_true", help="only part 6")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
@@ -311,7 +332,10 @@ def main() -> None:
     written = run_phase("persist_write", model=model, states=states)
     restarted = run_phase("persist_read", model=model, states=states)
     report_reading(cold, written, restarted)
-    report_rss([run_phase("rss", model=model, n_ctx=n) for n in (4096, 16384, 32768)])
+    rows = [run_phase("rss", model=model, n_ctx=n) for n in (4096, 16384, 32768)]
+    if args.full_context:  # the context filled to its last token (16,384: ~10 min here)
+        rows += [run_phase("rss", model=model, n_ctx=n, full=True) for n in (4096, 16384)]
+    report_rss(rows)
     if not args.skip_gate:
         report_gate(run_phase("gate", model=str(classifier)))
 
