@@ -24,7 +24,14 @@ _MASK = "***"
 _MAX_KEY_FILE_BYTES = 16 * 1024  # a key is a line; anything bigger is the wrong file
 
 
-class KeyFileError(InputError):
+class ApiKeyError(InputError):
+    """The API key cannot travel in an HTTP header (the message names where it came from,
+    never the key)."""
+
+    title = "The API key cannot be used"
+
+
+class KeyFileError(ApiKeyError):
     """The key file is missing, empty, too open or unreadable (the message names it)."""
 
     title = "The API key file cannot be used"
@@ -63,8 +70,20 @@ def load_api_key(key_file: Path | None = None) -> Secret | None:
     for name in KEY_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value:
+            _check_header_safe(value, f"${name}", ApiKeyError)
             return Secret(value)
     return read_key_file(key_file) if key_file is not None else None
+
+
+def _check_header_safe(key: str, where: str, error: type[ApiKeyError]) -> None:
+    """An API key travels in an HTTP header: printable ASCII without spaces. Anything else
+    (a curly quote pasted with it, a file in another encoding) would fail in the middle of
+    the first request; it is refused here, by position, never showing the key."""
+    for position, char in enumerate(key, 1):
+        if not "!" <= char <= "~":
+            raise error(f"{where}: the API key has a character an HTTP header cannot "
+                               f"carry at position {position} (a key is printable ASCII "
+                               "without spaces)")
 
 
 def read_key_file(path: Path) -> Secret:
@@ -89,6 +108,7 @@ def read_key_file(path: Path) -> Secret:
     key = lines[0].strip() if lines else ""
     if not key:
         raise KeyFileError(f"{path}: the API key file is empty")
+    _check_header_safe(key, str(path), KeyFileError)
     return Secret(key)
 
 

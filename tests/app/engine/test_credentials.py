@@ -7,7 +7,13 @@ import os
 
 import pytest
 
-from app.engine.credentials import KeyFileError, Secret, load_api_key, read_key_file
+from app.engine.credentials import (
+    ApiKeyError,
+    KeyFileError,
+    Secret,
+    load_api_key,
+    read_key_file,
+)
 
 KEY = "sk-test-abcdef0123456789"
 
@@ -70,3 +76,17 @@ def test_a_secret_never_formats_as_its_value():
     for shown in (str(secret), repr(secret), f"{secret}", f"{secret!r}", str([secret])):
         assert KEY not in shown
     assert secret.redact(f"bad key {KEY} given") == "bad key *** given"
+
+
+@pytest.mark.parametrize("key", ["caf\u00e9", "sk-\u201cquoted\u201d", "a b", "a\x00b", "ab\x7f"])
+def test_a_key_a_header_cannot_carry_is_refused_by_position(tmp_path, monkeypatch, key):
+    """It would fail inside the first request (a UnicodeEncodeError, or a NUL sent)."""
+    with pytest.raises(KeyFileError, match="character an HTTP header cannot carry at "
+                                           "position") as error:
+        read_key_file(_key_file(tmp_path, text=key + "\n"))
+    assert key not in str(error.value) and error.value.exit_code == 2
+    if "\x00" in key:
+        return  # no environment variable can hold a NUL
+    monkeypatch.setenv("AMICUS_API_KEY", key)
+    with pytest.raises(ApiKeyError, match=r"^\$AMICUS_API_KEY: the API key has a character"):
+        load_api_key(None)
