@@ -5,7 +5,8 @@ lost, none twice, none given another record's answer.
 
 The audit runs on the embedded engine (one record at a time), on llama-cpp-python's server
 (`--endpoint`, the default concurrency) and on a loopback server in this process that
-answers slowly, so that `--concurrency` requests are in flight when the kill lands.
+answers slowly, so that `--concurrency` requests are in flight when the kill lands; the
+classification embedded and on a slow loopback classifier server the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults.killing import amicus_env, kill_after, kill_at, run, start
-from tests.loopback import Loopback, answer_for, chat_app, llama_cpp_server
+from tests.loopback import ClassifierApp, Loopback, answer_for, chat_app, llama_cpp_server
 from tests.tools.fuzzing import FUZZ_LONG_FACTOR, LONG
 
 RANDOM_KILLS = FUZZ_LONG_FACTOR if LONG else 1
@@ -173,3 +174,37 @@ def test_classify_killed_and_rerun_gives_every_line_once(home, tmp_path):
     batch.write_bytes(data)
     _kill_and_resume(["classify", str(batch), "-o", str(out)], amicus_env(home), out, good,
                      bad, random_kills=RANDOM_KILLS if LONG else 0)
+
+
+def test_classify_with_requests_in_flight_killed_and_rerun(home, tmp_path):
+    """`classify --endpoint --concurrency 4` on a vLLM-style loopback server: killed with
+    four requests in flight, after results were written, after a result, mid-line and at a
+    random moment; the rerun completes the file, each line once, each with the verdict the
+    embedded classifier gives that dialogue."""
+    from app.assistants.gate import classifier_profile
+    from app.assistants.registry import find_model
+    from app.engine.classifier import Classifier
+
+    data, good, bad = _records(good=24)
+    batch, out = tmp_path / "dialogues.jsonl", tmp_path / "verdicts.jsonl"
+    batch.write_bytes(data)
+    env = amicus_env(home)
+    embedded = run(["classify", str(batch), "-o", str(tmp_path / "embedded.jsonl")], env)
+    assert embedded.returncode == 0, embedded.stderr[-2000:]
+    expected = {r["line"]: r for r in _results(tmp_path / "embedded.jsonl")}
+    gguf = find_model("intent-safety").gguf
+    with Classifier.load(gguf, task_description=classifier_profile().task_description) as clf, \
+            Loopback(ClassifierApp(clf, "vllm"), delay_s=REPLY_S) as server:
+        args = ["classify", str(batch), "-o", str(out), "--endpoint", server.url,
+                "--concurrency", str(IN_FLIGHT)]
+        assert _kill_with_requests_in_flight(args, env, server, out, written=0) >= IN_FLIGHT
+        _check_partial(out, good)
+        assert _kill_with_requests_in_flight(args, env, server, out, written=6) >= IN_FLIGHT
+        _check_partial(out, good)
+        assert len(_lines_of(out)) >= 6
+        _kill_and_resume(args, env, out, good, bad, latest_kill_s=2.5)
+    for result in _results(out):
+        mine = expected[result["line"]]
+        assert result["id"] == mine["id"] and result["label_text"] == mine["label_text"]
+        assert abs(result["prob_unsafe"] - mine["prob_unsafe"]) < 1e-5, (result, mine)
+    assert len(server.posts("/classify")) <= len(good) + 6 * (IN_FLIGHT + 1)
