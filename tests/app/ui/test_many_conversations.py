@@ -138,3 +138,35 @@ async def test_a_read_only_data_folder_lists_the_same_way(rig_factory, folder, _
         await type_and_send(pilot, "kept in memory")
         await settle(pilot, rig.app)
         await wait_until(pilot, lambda: listing.ids[:2] == [PAGE + 11, PAGE + 10])
+
+
+async def test_a_refresh_makes_again_only_the_items_that_changed(rig_factory):
+    """After a reply in an older conversation it moves to the top: the items below where it
+    was are the same widgets (not made again); a rename (which moves it up too) remakes
+    the items down to where it was only; the order and titles are the store's."""
+    rig = rig_factory(store=crowded_store())
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        screen = rig.app.screen
+        listing = screen.query_one(ConversationList)
+        await wait_until(pilot, lambda: listing.ids == newest(PAGE))
+        before = list(listing.query_one(ListView).children)
+        await screen.open_conversation(MANY - 3)
+        await type_and_send(pilot, "one more question")
+        await settle(pilot, rig.app)
+        order = [MANY - 3, *[i for i in newest(PAGE) if i != MANY - 3]]
+        await wait_until(pilot, lambda: listing.ids == order)
+        after = list(listing.query_one(ListView).children)
+        assert after[5:] == before[5:]  # below the old place: untouched
+        assert after[0] is not before[3] and after[0].conversation_id == MANY - 3
+        assert isinstance(after[-1], OlderItem) and after[-1] is before[-1]
+        assert after[10].conversation_id == MANY - 10
+        rig.store.rename_conversation(MANY - 10, "Renamed")
+        await screen.refresh_conversations(MANY - 3)
+        assert listing.ids == [c.id for c in rig.store.list_conversations(
+            "moral-audit", limit=PAGE)]
+        renamed = list(listing.query_one(ListView).children)
+        assert renamed[11:] == after[11:]
+        item = next(i for i in renamed if getattr(i, "conversation_id", None) == MANY - 10)
+        assert item is not after[10] and str(item.query_one("Label").render()) == "Renamed"
+        view = listing.query_one(ListView)
+        assert view.children[view.index].conversation_id == MANY - 3  # still highlighted
