@@ -98,8 +98,8 @@ class ConversationList(Vertical):
     async def _update(self, items: Sequence[ListItem], selected: int | None) -> None:
         """Show `items`, keeping the listed items they end with: a refresh after a turn
         moves one conversation to the top, and only the items before the unchanged tail
-        are made again (each costs Textual ~5 ms to style and lay out: a list expanded to
-        500 conversations was made again, ~2.5 s, after every reply)."""
+        are made again: with 500 listed, a reply's refresh took 1.12 s made whole, 0.25 s
+        so (headless; Textual styles and lays out every new item)."""
         view = self.query_one("#conversations", ListView)
         shown = list(view.children)
         kept = 0
