@@ -24,7 +24,7 @@ from converters.gguf.architectures import architecture_for
 from converters.gguf.vocab import tokenizer_directory
 from converters.gguf.writer import Provenance, write_gguf
 from converters.llama_eval import Session
-from converters.llama_runtime import GGUFLoadError, check_threads
+from converters.llama_runtime import check_threads
 from converters.merge.merged_weights import MergedWeights, load_adapters
 from converters.ollama.modelfile import Modelfile, read_modelfile, retarget_modelfile
 from converters.outputs.manifest import (
@@ -422,14 +422,16 @@ class _Conversion:
         path = self.stage.path(f"{self.request.name}.unmerge.gguf")
         try:
             with self._timed("quality_base"):
-                if not write_unmerging_adapter(self.weights.adapters,
-                                               architecture_for(self.config), path):
-                    self.base_method = BASE_WRITTEN + " (the adapters are not plain LoRA)"
-                    return None
                 try:
-                    session.use_adapter(path, UNMERGE_SCALE)
-                except GGUFLoadError as exc:  # a llama.cpp that adapts fewer tensors
-                    self.base_method = f"{BASE_WRITTEN} ({exc})"
+                    written = write_unmerging_adapter(self.weights.adapters,
+                                                      architecture_for(self.config), path)
+                    if written:
+                        session.use_adapter(path, UNMERGE_SCALE)
+                except (OSError, InputError):  # no room for it, or llama.cpp refused it
+                    self.base_method = f"{BASE_WRITTEN} (the unmerging adapter failed)"
+                    return None
+                if not written:
+                    self.base_method = f"{BASE_WRITTEN} (the adapters are not plain LoRA)"
                     return None
                 with self.progress.bar("quality: base (adapters taken out)",
                                        len(self.held_out.inputs), self.held_out.unit) as bar:

@@ -101,9 +101,14 @@ def read_key_file(path: Path) -> Secret:
     if info.st_size > _MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"{path}: too large for an API key file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path}: cannot read the API key file ({exc})") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read the API key file ({exc.strerror})") from exc
+    try:  # utf-8-sig: Notepad's byte-order mark is not part of the key
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # its message would show a byte of the key
+        raise KeyFileError(f"{path}: the API key file is not UTF-8 text (at byte "
+                           f"{exc.start + 1})") from exc
     lines = text.strip().splitlines()
     key = lines[0].strip() if lines else ""
     if not key:

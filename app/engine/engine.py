@@ -319,6 +319,9 @@ class Engine:
             entry = self._states.save(key, cached, lambda path: save_state(self._llm, path),
                                       state_size(self._llm), supersede=not self._recurrent,
                                       owner=self._owner)
+            if entry is not None and self._owner in self._forgotten:
+                self._states.discard(entry)  # deleted while it was being written
+                return None
         except OSError:
             return None  # a full or read-only disk: the state is not saved, nothing fails
         if entry is not None:

@@ -121,14 +121,16 @@ class KVStateStore:
         return entry
 
     def _sweep(self) -> None:
-        """Remove state files without a record and temporary files left by a crash."""
+        """Remove state files without a record and temporary files left by a crash (a file
+        another thread is renaming or removing meanwhile is passed over)."""
         now = time.time()
         for path in self.directory.iterdir():
-            if path.suffix == ".kvstate" and not path.with_suffix(".json").exists():
+            stray = path.suffix == ".kvstate" and not path.with_suffix(".json").exists()
+            if not stray and not path.name.endswith(".tmp"):
+                continue
+            with contextlib.suppress(FileNotFoundError):
                 if now - path.stat().st_mtime > _STALE_TEMP_SECONDS:
                     path.unlink(missing_ok=True)
-            elif path.name.endswith(".tmp") and now - path.stat().st_mtime > _STALE_TEMP_SECONDS:
-                path.unlink(missing_ok=True)
 
     def best(self, model: str, tokens: Sequence[int], *, whole_only: bool,
              limit: int) -> tuple[SavedState, int] | None:

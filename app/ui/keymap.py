@@ -160,12 +160,13 @@ def _known_base(base: str) -> bool:
 
 def resolve(overrides: Mapping[str, str]) -> dict[str, str]:
     """The full keymap (id -> keys): defaults with `overrides` applied, checked for unknown
-    ids and bad key names. The keys the config gives win over the defaults of actions in
-    the same scope: such a default is that action's no longer (an action left with none
-    is unbound: the command palette still has it, see `unbound`), so that a new default
-    key never stops a config written before it from loading. A key the config gives twice,
-    or takes from another scope (where Textual would still let the default win), is
-    refused."""
+    ids and bad key names. A key the config gives to a main-screen action wins over
+    another main-screen action's default: that default is the other action's no longer (an
+    action left with none is unbound; the command palette lists every main-screen action,
+    see `unbound`), so that a new default key never stops a config written before it from
+    loading. A key the config gives twice, or takes from the message box's or the app's
+    own actions (Textual would let such a default win, and the palette does not list them
+    all: Newline, the prompt history, the palette itself), is refused."""
     for action_id in overrides:
         if action_id not in ACTION_IDS:
             raise KeymapError(f"unknown action id {action_id!r}; known: "
@@ -188,7 +189,7 @@ def resolve(overrides: Mapping[str, str]) -> dict[str, str]:
             continue
         for key in split_keys(action.keys):
             taker = given.get(key)
-            if taker is not None and spec(taker).scope != action.scope:
+            if taker is not None and (action.scope != "main" or spec(taker).scope != "main"):
                 raise KeymapError(f"{key!r} is bound to both {action.id} and {taker}; give "
                                   f"{taker} another key")
         keymap[action.id] = ", ".join(k for k in split_keys(action.keys) if k not in given)

@@ -159,6 +159,7 @@ class Services:
         self._assistant: Assistant | None = None
         self._gate: Gate | None = None
         self._lock = threading.Lock()
+        self._forgotten: set[str] = set()  # owners of the conversations deleted (KV states)
 
     # Installed models (read from disk once, again on refresh)
 
@@ -238,6 +239,7 @@ class Services:
             if loaded is not None:
                 self._assistant = None
                 loaded.close()
+                self._discard_forgotten()
             # Only the options given: tests' openers need not take them.
             options: dict[str, Any] = {}
             if allow_unverified:
@@ -326,17 +328,27 @@ class Services:
         if self.store.incognito:
             return 0  # incognito never saves a state
         owner = conversation_owner(conversation_id)
+        self._forgotten.add(owner)  # a model closing meanwhile saves its cache: see below
         loaded = self._assistant
         try:
             removed = loaded.forget(owner) if loaded is not None else 0
-            from app.engine.kv_state import KVStateStore
-
-            directory = KVStateStore.default_directory()
-            if directory.is_dir():
-                removed += KVStateStore(directory).discard_owned(owner)
         except OSError:
+            removed = 0
+        return removed + self._discard_forgotten()
+
+    def _discard_forgotten(self) -> int:
+        """Remove the saved states of the conversations deleted this session: also after a
+        model closed, since closing saves its cache (perhaps a deleted conversation's)."""
+        from app.engine.kv_state import KVStateStore
+
+        directory = KVStateStore.default_directory()
+        if not self._forgotten or not directory.is_dir():
             return 0
-        return removed
+        try:
+            store = KVStateStore(directory)
+            return sum(store.discard_owned(owner) for owner in self._forgotten)
+        except OSError:
+            return 0  # a read-only data folder: nothing could be saved there either
 
     @property
     def loaded(self) -> Assistant | None:
@@ -361,3 +373,4 @@ class Services:
                 if closable is not None:
                     closable.close()
             self._assistant = self._gate = None
+            self._discard_forgotten()

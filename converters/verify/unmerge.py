@@ -91,10 +91,21 @@ def _plan(adapters: Sequence[Adapter], architecture: Architecture) -> list[_Plan
         order = architecture.reordering(name, shape)
         if order is None or architecture.dropped(name) or len(shape) != 2:
             return None
-        plan.append(_Planned(name, architecture.gguf_name(name), sum(r for _, (r, _s) in owners),
+        gguf_name = architecture.gguf_name(name)
+        if not _adapted_by_llama_cpp(gguf_name):
+            return None
+        plan.append(_Planned(name, gguf_name, sum(r for _, (r, _s) in owners),
                              (int(shape[0]), int(shape[1])), order,
                              tuple(a for a, _ in owners)))
     return plan
+
+
+def _adapted_by_llama_cpp(gguf_name: str) -> bool:
+    """Whether llama.cpp multiplies this weight through its LoRA path: the blocks' weights
+    and the output head. A classifier's head (cls.output) is multiplied directly: an
+    adapter naming it loads and changes nothing (measured: the figures would be the merged
+    model's), so such adapters are declined."""
+    return gguf_name.startswith("blk.") or gguf_name == "output.weight"
 
 
 def _stacked(p: _Planned) -> tuple[np.ndarray, np.ndarray]:

@@ -405,8 +405,13 @@ class MainScreen(Screen[None]):
         async def decided(choice: str | None) -> None:
             if choice == "yes":
                 store = self.services.store
-                store_call_or(self, None, store.delete_conversation, conversation.id)
-                self.services.forget_reading(conversation.id)  # its saved KV cache too
+
+                def delete() -> bool:
+                    store.delete_conversation(conversation.id)
+                    return True
+
+                if store_call_or(self, False, delete):
+                    self.services.forget_reading(conversation.id)  # its saved KV cache too
                 name = conversation.assistant  # the prompts it sent are forgotten too
                 if self.prompt.history_owner == name:
                     self.prompt.set_history(name, store_call_or(self, [], store.prompt_history,

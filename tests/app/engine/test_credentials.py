@@ -90,3 +90,13 @@ def test_a_key_a_header_cannot_carry_is_refused_by_position(tmp_path, monkeypatc
     monkeypatch.setenv("AMICUS_API_KEY", key)
     with pytest.raises(ApiKeyError, match=r"^\$AMICUS_API_KEY: the API key has a character"):
         load_api_key(None)
+
+
+def test_a_key_file_in_another_encoding_is_refused_without_showing_it(tmp_path):
+    path = _key_file(tmp_path)
+    path.write_bytes("sk-caf\u00e9".encode("latin-1"))
+    with pytest.raises(KeyFileError, match=r"not UTF-8 text \(at byte 7\)$") as error:
+        read_key_file(path)
+    assert "0xe9" not in str(error.value) and "sk-caf" not in str(error.value)
+    path.write_bytes(b"\xef\xbb\xbf" + KEY.encode() + b"\r\n")  # Notepad: BOM, CRLF
+    assert read_key_file(path) == Secret(KEY)

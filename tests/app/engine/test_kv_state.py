@@ -274,3 +274,19 @@ def test_forgetting_a_deleted_conversation_drops_its_cache_and_states(models, st
         assert engine.forget("conversation-3") == 0
         assert engine.cached_tokens() == []  # dropped: nothing of it is saved on close
     assert store.entries() == []
+
+
+def test_a_conversation_deleted_while_its_cache_is_being_saved_leaves_no_state(models, store,
+                                                                              monkeypatch):
+    with Engine.load(models.qwen3, n_ctx=2048, states=store) as engine:
+        list(engine.stream(case(), params=FIRST, owner="conversation-1"))
+        real_save = store.save
+
+        def save_while_deleted(*args, **kwargs):
+            engine.forget("conversation-1")  # the delete lands mid-write (engine busy)
+            return real_save(*args, **kwargs)
+
+        monkeypatch.setattr(store, "save", save_while_deleted)
+        list(engine.stream([{"role": "user", "content": "Something else entirely."}],
+                           params=FIRST, owner="conversation-2"))
+        assert store.entries() == []  # written, then removed: its conversation is gone

@@ -140,9 +140,15 @@ def test_a_key_the_config_gives_is_taken_from_a_default_of_its_scope():
     assert [(action.id, taker) for action, taker in unbound(keymap)] == [("attach", "models")]
     assert first_key(keymap, "attach") == "“Attach” in ctrl+p"
     assert first_key(keymap, "models") == "f10"
-    # Taking a key from another scope is refused: Textual would let the default win there.
+    # Taking a key from another scope is refused: Textual would let the default win there;
+    # so is taking one from the message box or the app, whose actions the palette does not
+    # all list (Newline, the palette itself).
     with pytest.raises(KeymapError, match="'f1' is bound to both help and attach"):
         resolve({"attach": "f1"})
+    with pytest.raises(KeymapError, match="'ctrl\\+j' is bound to both newline and submit"):
+        resolve({"submit": "ctrl+j"})
+    with pytest.raises(KeymapError, match="'ctrl\\+p' is bound to both palette and quit"):
+        resolve({"quit": "ctrl+p"})
     with pytest.raises(KeymapError, match="'f10' is bound to both models and export"):
         resolve({"models": "f10", "export": "f10"})
 

@@ -112,3 +112,38 @@ def test_saved_reading_asks_the_loaded_engine_unless_it_is_generating(models):
         assert busy.describe().startswith("Saved reading for this model: 1 state, ")
     finally:
         services.close()
+
+
+def test_a_deleted_conversations_state_saved_by_a_closing_model_is_removed(models, tmp_path):
+    """Closing a model saves its cache: when that is a conversation deleted meanwhile (the
+    delete found nothing yet to remove), the state goes as soon as it is written."""
+    from app.assistants.runtime import Assistant, assistant_profile
+    from app.engine.fake import FakeEngine
+    from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore
+
+    store = KVStateStore.default()
+
+    class SavingOnClose(FakeEngine):
+        def close(self) -> None:  # as Engine.close saves the conversation it last read
+            store.save("m", list(range(MIN_SAVED_TOKENS)), self._write, 10,
+                       supersede=False, owner="conversation-5")
+
+        @staticmethod
+        def _write(path: Path) -> bool:
+            path.write_bytes(b"x" * 10)
+            return True
+
+    def opener(name: str, **_options):
+        model = find_model(name, models)
+        return Assistant(model, assistant_profile(model), SavingOnClose("ok"))
+
+    services = Services(Store.open(tmp_path / "amicus.db"), models_root=models,
+                        open_assistant=opener)
+    services.assistant("general")
+    other = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), SavingOnClose._write, 10,
+                       supersede=False, owner="conversation-6")
+    assert services.forget_reading(5) == 0  # nothing saved for it yet
+    services.assistant("sentencing")  # closes general: its cache is saved, then removed
+    assert [e.owner for e in store.entries()] == ["conversation-6"]
+    services.close()
+    assert [e.name for e in store.entries()] == [other.name]
