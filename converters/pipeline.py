@@ -237,8 +237,8 @@ class _Conversion:
         self.collected = False
         self.held_out: HeldOut | None = None
         self.reference: Reference | None = None
-        # The base's figures and note when computed with the F16 still loaded.
-        self.base_figures: tuple[dict[str, float] | None, str | None] | None = None
+        # The base's figures when computed with the F16 still loaded (_unmerged_base_drift).
+        self.base_figures: dict[str, float] | None = None
         self.base_method = BASE_WRITTEN
         self.verification: dict[str, Any] | None = None
         self.quality: dict[str, Any] | None = None
@@ -404,17 +404,17 @@ class _Conversion:
                 self.progress.bar("quality: quantized", len(self.held_out.inputs),
                                   self.held_out.unit) as bar:
             quantized = drift(session, self.held_out, self.reference, bar.update)
-        if self.base_figures is not None:
-            base, note = self.base_figures
-        else:
-            base, note = self._base_drift() if self.weights.adapters else (None, None)
+        base: dict[str, float] | None = self.base_figures
+        note: str | None = None
+        if base is None and self.weights.adapters:
+            base, note = self._base_drift()
         self.stage.path("reference.f32").unlink(missing_ok=True)
         report = build_report(self.held_out, quantized, base, note)
         if base is not None:
             report["base_method"] = self.base_method
         return report
 
-    def _unmerged_base_drift(self, session: Session) -> tuple[dict[str, float], None] | None:
+    def _unmerged_base_drift(self, session: Session) -> dict[str, float] | None:
         """The base compared with the reference by taking the adapters back out of the F16
         already loaded (converters.verify.unmerge); None when they cannot be taken out
         that way, and the base is written instead (`_base_drift`)."""
@@ -423,22 +423,20 @@ class _Conversion:
         try:
             with self._timed("quality_base"):
                 try:
-                    written = write_unmerging_adapter(self.weights.adapters,
-                                                      architecture_for(self.config), path)
-                    if written:
-                        session.use_adapter(path, UNMERGE_SCALE)
+                    if not write_unmerging_adapter(self.weights.adapters,
+                                                   architecture_for(self.config), path):
+                        self.base_method = f"{BASE_WRITTEN} (the adapters are not plain LoRA)"
+                        return None
+                    session.use_adapter(path, UNMERGE_SCALE)
                 except (OSError, InputError):  # no room for it, or llama.cpp refused it
                     self.base_method = f"{BASE_WRITTEN} (the unmerging adapter failed)"
-                    return None
-                if not written:
-                    self.base_method = f"{BASE_WRITTEN} (the adapters are not plain LoRA)"
                     return None
                 with self.progress.bar("quality: base (adapters taken out)",
                                        len(self.held_out.inputs), self.held_out.unit) as bar:
                     figures = drift(session, self.held_out, self.reference, bar.update)
                 session.use_adapter(None)
             self.base_method = BASE_UNMERGED
-            return figures, None
+            return figures
         finally:
             path.unlink(missing_ok=True)
 

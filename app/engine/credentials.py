@@ -82,8 +82,8 @@ def _check_header_safe(key: str, where: str, error: type[ApiKeyError]) -> None:
     for position, char in enumerate(key, 1):
         if not "!" <= char <= "~":
             raise error(f"{where}: the API key has a character an HTTP header cannot "
-                               f"carry at position {position} (a key is printable ASCII "
-                               "without spaces)")
+                        f"carry at position {position} (a key is printable ASCII without "
+                        "spaces)")
 
 
 def read_key_file(path: Path) -> Secret:

@@ -227,10 +227,10 @@ class KVStateStore:
     def discard(self, entry: SavedState) -> None:
         self._remove(entry.name)
 
-    def discard_owned(self, owner: str) -> int:
-        """Remove every state read for the conversation `owner` (it was deleted: its text
-        must not outlive it in a saved cache). Returns how many went."""
-        owned = [entry for entry in self.entries() if entry.owner == owner]
+    def discard_owned(self, *owners: str) -> int:
+        """Remove every state read for the conversations `owners` (deleted: their text
+        must not outlive them in a saved cache). Returns how many went."""
+        owned = [entry for entry in self.entries() if entry.owner in owners]
         for entry in owned:
             self.discard(entry)
         return len(owned)

@@ -210,8 +210,7 @@ def first_key(keymap: Mapping[str, str], action_id: str) -> str:
     keys = split_keys(keymap.get(action_id, spec(action_id).keys))
     if keys:
         return keys[0]
-    palette = split_keys(keymap.get("palette", "")) or ["the command palette"]
-    return f"“{spec(action_id).title}” in {palette[0]}"
+    return f"“{spec(action_id).title}” in {first_key(keymap, 'palette')}"
 
 
 def with_keys(title: str, keys: str) -> str:

@@ -345,8 +345,7 @@ class Services:
         if not self._forgotten or not directory.is_dir():
             return 0
         try:
-            store = KVStateStore(directory)
-            return sum(store.discard_owned(owner) for owner in self._forgotten)
+            return KVStateStore(directory).discard_owned(*self._forgotten)
         except OSError:
             return 0  # a read-only data folder: nothing could be saved there either
 

@@ -82,9 +82,9 @@ class Adapter:
         return {name: t.scale for name, t in self._targets.items()
                 if t.kind in ("linear", "embedding", "bias")}
 
-    def low_rank_ranks(self) -> dict[str, tuple[int, tuple[int, ...]]] | None:
-        """Each changed base tensor's (rank, shape) when every change is a plain low-rank product
-        W' = W + (B s) @ A of an (out, in) weight; None when some change is anything else
+    def low_rank_changes(self) -> dict[str, tuple[int, tuple[int, ...]]] | None:
+        """Each changed base tensor's (rank, shape) when every change is a plain low-rank
+        product W' = W + (B s) @ A of an (out, in) weight; None when some change is anything else
         (DoRA, embeddings, trainable tokens, biases, replaced tensors, fan_in_fan_out, a
         tied head following its embedding)."""
         if self.head_follows_embedding or self.config.fan_in_fan_out:
@@ -97,7 +97,7 @@ class Adapter:
         return ranks
 
     def low_rank_factors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(B s, A) of a tensor `low_rank_ranks` lists: (out, r) and (r, in), float32."""
+        """(B s, A) of a tensor `low_rank_changes` lists: (out, r) and (r, in), float32."""
         target = self._targets[name]
         b = self._read(target.keys["B"]) * np.float32(target.scale)
         return b, self._read(target.keys["A"])

@@ -94,8 +94,8 @@ def log_softmax(logits: np.ndarray, workspace: Workspace | None = None,
     """Float32 log-probabilities of rows of logits (the logits are untouched): a new array,
     or the workspace's array for `role`."""
     rows = logits.shape[0]
-    space = workspace or Workspace(logits.shape[-1])
-    out = space.array(role, rows) if workspace else np.empty(logits.shape, np.float32)
+    space = workspace or Workspace(logits.shape[-1])  # a fresh one: new arrays
+    out = space.array(role, rows)
     np.subtract(logits, logits.max(axis=-1, keepdims=True), out=out, dtype=np.float32)
     sums = np.exp(out, out=space.array("exp", rows)).sum(axis=-1, keepdims=True)
     out -= np.log(sums)

@@ -77,7 +77,7 @@ def write_unmerging_adapter(adapters: Sequence[Adapter], architecture: Architect
 
 
 def _plan(adapters: Sequence[Adapter], architecture: Architecture) -> list[_Planned] | None:
-    per_adapter = [adapter.low_rank_ranks() for adapter in adapters]
+    per_adapter = [adapter.low_rank_changes() for adapter in adapters]
     if not adapters or any(ranks is None for ranks in per_adapter):
         return None
     names: dict[str, None] = {}

@@ -73,10 +73,14 @@ def build(root: Path, layers: int) -> tuple[Path, Path]:
     return base, adapter
 
 
-def amicus(base: Path, adapter: Path, out: Path, *extra: str) -> list[str]:
+def amicus_convert(base: Path, adapter: Path, out: Path, *extra: str) -> list[str]:
+    """The `amicus convert` command line of a benchmark run."""
     return [str(Path(sys.executable).with_name("amicus")), "convert", "--base", str(base),
-            "--adapter", str(adapter), "--name", "bench", "--out", str(out), "--quant", "F16",
-            *extra]
+            "--adapter", str(adapter), "--name", "bench", "--out", str(out), *extra]
+
+
+def amicus(base: Path, adapter: Path, out: Path, *extra: str) -> list[str]:
+    return amicus_convert(base, adapter, out, "--quant", "F16", *extra)
 
 
 def main() -> None:

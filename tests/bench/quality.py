@@ -21,16 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-from convert import build, measure  # tests/bench/convert.py, beside this script
-
-
-def convert(base: Path, adapter: Path, out: Path, *extra: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("amicus")), "convert", "--base", str(base),
-            "--adapter", str(adapter), "--name", "bench", "--out", str(out), *extra]
+from convert import amicus_convert, build, measure  # tests/bench/convert.py, beside it
 
 
 def main() -> None:
@@ -43,7 +37,7 @@ def main() -> None:
         runs = {}
         for label, extra in (("plain", ("--imatrix", "off", "--no-quality")),
                              ("default", ()), ("no-imatrix", ("--imatrix", "off"))):
-            seconds, peak = measure(convert(base, adapter, root / label, *extra))
+            seconds, peak = measure(amicus_convert(base, adapter, root / label, *extra))
             manifest = json.loads((root / label / "manifest.json").read_text())
             runs[label] = (seconds, peak, manifest)
             shutil.rmtree(root / label)

@@ -23,7 +23,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import TextArea
 
 from app.ui.bindings import bindings
-from app.ui.keymap import first_key, resolve, split_keys
+from app.ui.keymap import resolve, split_keys
 from app.ui.messages import PromptSubmitted
 
 
@@ -43,9 +43,8 @@ class PromptInput(TextArea):
         keymap = keymap or resolve({})
         self._submit = set(split_keys(keymap["submit"]))
         self._newline = set(split_keys(keymap["newline"]))
-        self.placeholder = (f"Type a message · {keymap['submit'] or first_key(keymap, 'submit')}"
-                            f" sends · {keymap['newline'] or first_key(keymap, 'newline')} "
-                            "new line")
+        self.placeholder = (f"Type a message · {keymap['submit']} sends · "
+                            f"{keymap['newline']} new line")
         self.history_owner: str | None = None  # the assistant the history is of
         self._history: list[str] = []  # oldest first
         self._place = 0  # the entry shown; len(history): what is being typed

@@ -4,29 +4,19 @@ incognito, and forgetting them."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from app.assistants.runtime import open_assistant
 from app.assistants.saved_reading import SavedReading, conversation_reading, model_reading
 from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore
-
-
-def writer(size: int):
-    def write(path: Path) -> bool:
-        path.write_bytes(os.urandom(size))
-        return True
-
-    return write
+from tests.app.engine.conftest import state_writer
 
 
 def test_a_models_states_are_counted_and_forgotten_and_no_other_models(tmp_path):
     store = KVStateStore(tmp_path / "kv-states")
     first = list(range(MIN_SAVED_TOKENS))
     second = list(range(1000, 1000 + MIN_SAVED_TOKENS + 40))
-    assert store.save("model-a", first, writer(3 * 1024**2), 3 * 1024**2, supersede=True)
-    assert store.save("model-a", second, writer(1024**2), 1024**2, supersede=True)
-    other = store.save("model-b", first, writer(5000), 5000, supersede=True)
+    assert store.save("model-a", first, state_writer(3 * 1024**2), 3 * 1024**2, supersede=True)
+    assert store.save("model-a", second, state_writer(1024**2), 1024**2, supersede=True)
+    other = store.save("model-b", first, state_writer(5000), 5000, supersede=True)
     assert other is not None
 
     reading = model_reading(store, "model-a")

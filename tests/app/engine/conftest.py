@@ -3,6 +3,8 @@ with the real pipeline (about a second in all)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,3 +42,12 @@ def models(tmp_path_factory) -> Models:
         classifier=_convert(classifier, root / "clf", "clf", "F32"),
         classifier_source=classifier,
     )
+
+
+def state_writer(size: int) -> Callable[[Path], bool]:
+    """A writer for KVStateStore.save that needs no model: `size` random bytes."""
+    def write(path: Path) -> bool:
+        path.write_bytes(os.urandom(size))
+        return True
+
+    return write

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from app.engine.engine import Engine
 from app.engine.events import PromptStarted
 from app.engine.kv_state import MIN_SAVED_TOKENS, KVStateStore, model_key
 from converters.llama_runtime import last_logits
+from tests.app.engine.conftest import state_writer
 
 FIRST = {"temperature": 0, "num_predict": 1}
 FACTS = "The facts of the case are these. " * 60
@@ -186,36 +186,28 @@ def test_hybrid_model_restores_a_reading_stopped_midway(models, store):
 # ---------------------------------------------------------------- the store alone
 
 
-def writer(size: int):
-    def write(path: Path) -> bool:
-        path.write_bytes(os.urandom(size))
-        return True
-
-    return write
-
-
 def test_least_recently_used_states_go_first_when_over_budget(tmp_path):
     store = KVStateStore(tmp_path, budget_bytes=3000)
     tokens = [list(range(i * 1000, i * 1000 + MIN_SAVED_TOKENS)) for i in range(4)]
-    first = store.save("m", tokens[0], writer(1000), 1000, supersede=True)
-    second = store.save("m", tokens[1], writer(1000), 1000, supersede=True)
-    third = store.save("m", tokens[2], writer(1000), 1000, supersede=True)
+    first = store.save("m", tokens[0], state_writer(1000), 1000, supersede=True)
+    second = store.save("m", tokens[1], state_writer(1000), 1000, supersede=True)
+    third = store.save("m", tokens[2], state_writer(1000), 1000, supersede=True)
     assert first and second and third
     later = time.time() + 10
     os.utime(first.record, (later, later))  # the first was used most recently
-    store.save("m", tokens[3], writer(1000), 1000, supersede=True)
+    store.save("m", tokens[3], state_writer(1000), 1000, supersede=True)
     names = {e.name for e in store.entries()}
     assert second.name not in names and {first.name, third.name} <= names
     assert store.total_size() <= 3000
-    assert store.save("m", list(range(MIN_SAVED_TOKENS)), writer(5000), 5000,
+    assert store.save("m", list(range(MIN_SAVED_TOKENS)), state_writer(5000), 5000,
                       supersede=True) is None  # alone over the budget: never written
 
 
 def test_a_longer_state_supersedes_its_prefixes(tmp_path):
     store = KVStateStore(tmp_path)
     short = list(range(MIN_SAVED_TOKENS))
-    store.save("m", short, writer(10), 10, supersede=True)
-    store.save("m", [*short, 1, 2, 3], writer(10), 10, supersede=True)
+    store.save("m", short, state_writer(10), 10, supersede=True)
+    store.save("m", [*short, 1, 2, 3], state_writer(10), 10, supersede=True)
     assert [len(e.tokens) for e in store.entries()] == [MIN_SAVED_TOKENS + 3]
     assert store.covers("m", short) and not store.covers("other", short)
     found = store.best("m", [*short, 1, 9], whole_only=False, limit=4096)
@@ -223,7 +215,7 @@ def test_a_longer_state_supersedes_its_prefixes(tmp_path):
     assert store.best("m", [*short, 1, 9], whole_only=True, limit=4096) is None
     assert store.best("m", [*short, 1, 2, 3, 4], whole_only=True, limit=4096) is not None
     assert store.best("m", [*short, 1, 2, 3], whole_only=False, limit=100) is None
-    store.save("m", [*short, 9], writer(10), 10, supersede=False)  # recurrent: both kept
+    store.save("m", [*short, 9], state_writer(10), 10, supersede=False)  # recurrent: both kept
     assert len(store.entries()) == 2
 
 
@@ -246,11 +238,11 @@ def test_a_state_that_cannot_be_written_fails_nothing(models, store, monkeypatch
 
 def test_states_are_marked_with_their_conversation_and_discarded_with_it(tmp_path):
     store = KVStateStore(tmp_path)
-    mine = store.save("m", list(range(MIN_SAVED_TOKENS)), writer(10), 10, supersede=True,
+    mine = store.save("m", list(range(MIN_SAVED_TOKENS)), state_writer(10), 10, supersede=True,
                       owner="conversation-7")
-    other = store.save("m", list(range(5, 5 + MIN_SAVED_TOKENS)), writer(10), 10,
+    other = store.save("m", list(range(5, 5 + MIN_SAVED_TOKENS)), state_writer(10), 10,
                        supersede=True, owner="conversation-8")
-    unowned = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), writer(10), 10,
+    unowned = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), state_writer(10), 10,
                          supersede=True)
     assert mine and other and unowned and mine.owner == "conversation-7"
     assert unowned.owner is None

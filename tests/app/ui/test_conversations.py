@@ -19,6 +19,7 @@ from app.ui.screens.model_manager import ModelManager
 from app.ui.screens.text_dialog import TextDialog
 from app.ui.widgets.chat_view import ChatView
 from app.ui.widgets.conversation_list import ConversationList
+from tests.app.engine.conftest import state_writer
 
 from .conftest import settle, wait_until
 from .test_chat import type_and_send
@@ -279,11 +280,8 @@ async def test_deleting_a_conversation_forgets_its_saved_reading(rig_factory):
     store = KVStateStore.default()
 
     def state(owner: str, first: int):
-        def write(path):
-            path.write_bytes(b"x" * 10)
-            return True
-        return store.save("m", list(range(first, first + MIN_SAVED_TOKENS)), write, 10,
-                          supersede=False, owner=owner)
+        return store.save("m", list(range(first, first + MIN_SAVED_TOKENS)), state_writer(10),
+                          10, supersede=False, owner=owner)
 
     engine = FakeEngine(replies=["one", "two"])
     rig = rig_factory(engine)

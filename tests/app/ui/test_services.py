@@ -15,6 +15,7 @@ from app.ui import exporting
 from app.ui.app import open_store
 from app.ui.config import UIConfig
 from app.ui.services import Services, real_assistant_opener, real_gate_opener
+from tests.app.engine.conftest import state_writer
 from tests.app.store.conftest import read_only
 
 
@@ -125,13 +126,8 @@ def test_a_deleted_conversations_state_saved_by_a_closing_model_is_removed(model
 
     class SavingOnClose(FakeEngine):
         def close(self) -> None:  # as Engine.close saves the conversation it last read
-            store.save("m", list(range(MIN_SAVED_TOKENS)), self._write, 10,
+            store.save("m", list(range(MIN_SAVED_TOKENS)), state_writer(10), 10,
                        supersede=False, owner="conversation-5")
-
-        @staticmethod
-        def _write(path: Path) -> bool:
-            path.write_bytes(b"x" * 10)
-            return True
 
     def opener(name: str, **_options):
         model = find_model(name, models)
@@ -140,7 +136,7 @@ def test_a_deleted_conversations_state_saved_by_a_closing_model_is_removed(model
     services = Services(Store.open(tmp_path / "amicus.db"), models_root=models,
                         open_assistant=opener)
     services.assistant("general")
-    other = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), SavingOnClose._write, 10,
+    other = store.save("m", list(range(9, 9 + MIN_SAVED_TOKENS)), state_writer(10), 10,
                        supersede=False, owner="conversation-6")
     assert services.forget_reading(5) == 0  # nothing saved for it yet
     services.assistant("sentencing")  # closes general: its cache is saved, then removed
